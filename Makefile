@@ -1,0 +1,17 @@
+# The two commands of the README. Both set everything up first (idempotent).
+.PHONY: demo test setup lint
+
+setup:
+	@scripts/setup
+
+demo: setup
+	.venv/bin/safeeye demo
+
+test: setup
+	@scripts/services
+	.venv/bin/ruff check src tests bench
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench

@@ -1,0 +1,1 @@
+"""Cases: registration under a pseudonymous code, consent, references, purge."""

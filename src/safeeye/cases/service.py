@@ -1,0 +1,307 @@
+"""Case operations shared by the CLI, the web app and the workers (no HTTP, no printing)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from safeeye.app import SafeEye
+from safeeye.crypto import seal
+from safeeye.db.models import Case, Match, Media, Reference, ReferenceFace, ReferenceHash
+from safeeye.db.types import utcnow
+from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError
+from safeeye.matching.variants import known_hashes
+from safeeye.media.decode import open_media
+from safeeye.signals.hashes import hash_file
+from safeeye.signals.pdq import pdq_hash
+
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class ReferenceOutcome:
+    """What happened to one file given as a reference."""
+
+    input: str
+    reference_id: int | None
+    faces: int = 0
+    hashes: int = 0
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    code: str
+    status: str
+    face_references: int
+    known_references: int
+    matches: int
+    created_at: str
+
+
+def get_case(session: Session, code: str) -> Case:
+    case = session.execute(select(Case).where(Case.code == code)).scalar_one_or_none()
+    if case is None:
+        raise NotFoundError(f"no case with code {code!r}")
+    return case
+
+
+def _open_case(session: Session, code: str) -> Case:
+    case = get_case(session, code)
+    if case.status == "purged":
+        raise ConflictError(f"case {code} was purged")
+    return case
+
+
+def create_case(app: SafeEye, code: str, consent_basis: str | None = None) -> Case:
+    """Register a victim under ``code`` (pseudonymous: never a name) with a fresh data key."""
+    if not CODE_PATTERN.match(code):
+        raise SafeEyeError(
+            "a case code is 2–64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            code="invalid",
+        )
+    with app.db.session() as session:
+        if session.execute(select(Case.id).where(Case.code == code)).first():
+            raise ConflictError(f"a case with code {code!r} exists already")
+        case = Case(code=code, status="open", consent_basis=consent_basis)
+        if consent_basis:
+            case.consent_at = utcnow()
+        session.add(case)
+        session.flush()
+        _key, case.wrapped_key = app.keys.new_case_key(case.id)
+        app.audit.append(
+            session,
+            app.actor,
+            "case.created",
+            "case",
+            case.id,
+            {"code": code, "consent": bool(consent_basis)},
+        )
+    return case
+
+
+def list_cases(app: SafeEye) -> list[CaseSummary]:
+    with app.db.session() as session:
+        counts = dict(
+            session.execute(
+                select(Match.case_id, func.count(Match.id)).group_by(Match.case_id)
+            ).all()
+        )
+        refs: dict[tuple[int, str], int] = {
+            (case_id, kind): n
+            for case_id, kind, n in session.execute(
+                select(Reference.case_id, Reference.kind, func.count(Reference.id)).group_by(
+                    Reference.case_id, Reference.kind
+                )
+            )
+        }
+        return [
+            CaseSummary(
+                code=case.code,
+                status=case.status,
+                face_references=refs.get((case.id, "face"), 0),
+                known_references=refs.get((case.id, "known"), 0),
+                matches=counts.get(case.id, 0),
+                created_at=case.created_at.isoformat(),
+            )
+            for case in session.execute(select(Case).order_by(Case.id)).scalars()
+        ]
+
+
+def add_faces(app: SafeEye, code: str, photos: list[Path]) -> list[ReferenceOutcome]:
+    """Add face reference photos; each must show a face (the largest is used if several)."""
+    outcomes = []
+    detectors = app.detectors
+    for photo in photos:
+        try:
+            outcomes.append(_add_face(app, code, photo, detectors))
+        except (MediaError, OSError) as exc:
+            outcomes.append(ReferenceOutcome(str(photo), None, error=_error_text(exc)))
+    return outcomes
+
+
+def _add_face(app: SafeEye, code: str, photo: Path, detectors: object) -> ReferenceOutcome:
+    from safeeye.pipeline.detectors import Detectors
+
+    assert isinstance(detectors, Detectors)
+    content = hash_file(photo)
+    with open_media(photo, app.settings.media_limits, app.settings.sampling) as media:
+        if media.info.media_type != "image":
+            raise MediaError("a face reference must be a photo, not a video", code="unsupported")
+        frame = next(media.frames())
+        format_ = media.info.format
+    faces = detectors.faces.predict(frame.image)
+    if not faces:
+        return ReferenceOutcome(str(photo), None, error="no_face: no face was found in the photo")
+    face = faces[0]
+    with app.db.session() as session:
+        case = _open_case(session, code)
+        key = app.keys.case_key(case)
+        existing = session.execute(
+            select(Reference).where(
+                Reference.case_id == case.id,
+                Reference.kind == "face",
+                Reference.sha256 == content.sha256,
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return ReferenceOutcome(str(photo), existing.id, faces=1, note="already registered")
+        address = app.blobs.put_file(photo, key, f"case:{case.id}", content.sha256)
+        reference = Reference(
+            case_id=case.id,
+            kind="face",
+            sha256=content.sha256,
+            md5=content.md5,
+            media_type="image",
+            format=format_,
+            blob_address=address,
+            label_sealed=seal(key, photo.name.encode(), b"label"),
+        )
+        session.add(reference)
+        session.flush()
+        row = ReferenceFace(
+            reference_id=reference.id, case_id=case.id, box=list(face.box), embedding_sealed=b""
+        )
+        session.add(row)
+        session.flush()
+        row.embedding_sealed = seal(
+            key, face.embedding.astype(np.float32).tobytes(), f"face:{row.id}".encode()
+        )
+        app.audit.append(
+            session,
+            app.actor,
+            "reference.added",
+            "reference",
+            reference.id,
+            {"case": code, "kind": "face", "faces_in_photo": len(faces)},
+        )
+    note = f"{len(faces)} faces in the photo; the largest was used" if len(faces) > 1 else None
+    return ReferenceOutcome(str(photo), reference.id, faces=1, note=note)
+
+
+def add_known(app: SafeEye, code: str, files: list[Path]) -> list[ReferenceOutcome]:
+    """Add known images or videos of the victim; they are matched by exact and perceptual hash."""
+    outcomes = []
+    for path in files:
+        try:
+            outcomes.append(_add_known(app, code, path))
+        except (MediaError, OSError) as exc:
+            outcomes.append(ReferenceOutcome(str(path), None, error=_error_text(exc)))
+    return outcomes
+
+
+def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
+    content = hash_file(path)
+    rows: list[tuple[str, str, int, float]] = []  # variant, hex, quality, frame time
+    with open_media(path, app.settings.media_limits, app.settings.sampling) as media:
+        info = media.info
+        for frame in media.frames():
+            if info.media_type == "image" and not info.animated:
+                rows.extend(
+                    (v.variant, v.hash.hex, v.hash.quality, 0.0) for v in known_hashes(frame.image)
+                )
+            else:
+                h = pdq_hash(frame.image)
+                rows.append((f"frame:{frame.reason}", h.hex, h.quality, frame.time))
+    with app.db.session() as session:
+        case = _open_case(session, code)
+        key = app.keys.case_key(case)
+        existing = session.execute(
+            select(Reference).where(
+                Reference.case_id == case.id,
+                Reference.kind == "known",
+                Reference.sha256 == content.sha256,
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return ReferenceOutcome(str(path), existing.id, note="already registered")
+        address = app.blobs.put_file(path, key, f"case:{case.id}", content.sha256)
+        reference = Reference(
+            case_id=case.id,
+            kind="known",
+            sha256=content.sha256,
+            md5=content.md5,
+            media_type=info.media_type,
+            format=info.format,
+            blob_address=address,
+            label_sealed=seal(key, path.name.encode(), b"label"),
+        )
+        session.add(reference)
+        session.flush()
+        session.add_all(
+            ReferenceHash(
+                reference_id=reference.id,
+                case_id=case.id,
+                algorithm="pdq",
+                variant=variant,
+                hash_hex=hex_,
+                quality=quality,
+                frame_time=time,
+            )
+            for variant, hex_, quality, time in rows
+        )
+        app.audit.append(
+            session,
+            app.actor,
+            "reference.added",
+            "reference",
+            reference.id,
+            {"case": code, "kind": "known", "media_type": info.media_type, "hashes": len(rows)},
+        )
+    return ReferenceOutcome(str(path), reference.id, hashes=len(rows))
+
+
+def purge_case(app: SafeEye, code: str) -> dict[str, int]:
+    """Destroy a case's key, references, embeddings and the media no other case needs.
+
+    The case row stays as a tombstone (status "purged") so the audit trail still resolves.
+    """
+    with app.db.session() as session:
+        case = _open_case(session, code)
+        refs = list(
+            session.execute(select(Reference).where(Reference.case_id == case.id)).scalars()
+        )
+        blobs_removed = sum(1 for ref in refs if app.blobs.delete(ref.blob_address))
+        matched_media = set(
+            session.execute(select(Match.media_id).where(Match.case_id == case.id)).scalars()
+        )
+        shared = set(
+            session.execute(
+                select(Match.media_id).where(
+                    Match.media_id.in_(matched_media), Match.case_id != case.id
+                )
+            ).scalars()
+        )
+        exclusive = matched_media - shared
+        media_rows = list(session.execute(select(Media).where(Media.id.in_(exclusive))).scalars())
+        for media in media_rows:
+            if media.blob_address:
+                app.blobs.delete(media.blob_address)
+            session.delete(media)
+        for ref in refs:
+            session.delete(ref)
+        session.execute(Match.__table__.delete().where(Match.case_id == case.id))
+        case.wrapped_key = None
+        case.status = "purged"
+        case.purged_at = utcnow()
+        counts = {
+            "references": len(refs),
+            "blobs": blobs_removed,
+            "media": len(media_rows),
+        }
+        app.audit.append(
+            session, app.actor, "case.purged", "case", case.id, {"code": code, **counts}
+        )
+    return counts
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, SafeEyeError):
+        return exc.as_text()
+    return f"io: {exc.strerror or exc.__class__.__name__}" if isinstance(exc, OSError) else str(exc)

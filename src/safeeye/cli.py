@@ -1,0 +1,232 @@
+"""The command line: ``safeeye case|scan|audit|demo``; every command also speaks ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from safeeye.config import Settings
+from safeeye.errors import SafeEyeError
+
+app = typer.Typer(
+    no_args_is_help=True, help="safeeye: find a victim's images online and get them deleted."
+)
+case_app = typer.Typer(no_args_is_help=True, help="Cases: register victims and their references.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+app.add_typer(case_app, name="case")
+app.add_typer(audit_app, name="audit")
+
+console = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+_state: dict[str, Any] = {}
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Overrides SAFEEYE_DATA_DIR.")
+    ] = None,
+) -> None:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    _state["settings"] = Settings(**overrides)
+
+
+def _app() -> Any:
+    from safeeye.app import SafeEye
+
+    if "app" not in _state:
+        _state["app"] = SafeEye(_state.get("settings") or Settings())
+    return _state["app"]
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _fail(exc: SafeEyeError, as_json: bool) -> None:
+    if as_json:
+        _emit({"error": exc.as_text()})
+    else:
+        console.print(f"[red]error[/red] {exc.as_text()}")
+    raise typer.Exit(2)
+
+
+@case_app.command("create")
+def case_create(
+    code: str,
+    consent: Annotated[
+        str | None, typer.Option(help="The basis of consent, e.g. 'signed SOS intake form'.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a victim under a pseudonymous CODE (never a name)."""
+    from safeeye.cases.service import create_case
+
+    try:
+        case = create_case(_app(), code, consent)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"code": case.code, "status": case.status, "consent": case.consent_basis})
+    else:
+        console.print(f"case [bold]{case.code}[/bold] created")
+
+
+def _print_outcomes(outcomes: list[Any], as_json: bool) -> None:
+    if as_json:
+        _emit([asdict(o) for o in outcomes])
+        return
+    for o in outcomes:
+        if o.error:
+            console.print(f"[red]✗[/red] {o.input}: {o.error}")
+        else:
+            extra = f" ({o.note})" if o.note else ""
+            console.print(f"[green]✓[/green] {o.input}: reference {o.reference_id}{extra}")
+
+
+@case_app.command("add-face")
+def case_add_face(
+    code: str,
+    photos: Annotated[list[Path], typer.Argument(help="Face reference photos.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add face reference photos of the victim to case CODE."""
+    from safeeye.cases.service import add_faces
+
+    try:
+        outcomes = add_faces(_app(), code, photos)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    _print_outcomes(outcomes, as_json)
+    if all(o.error for o in outcomes):
+        raise typer.Exit(1)
+
+
+@case_app.command("add-known")
+def case_add_known(
+    code: str,
+    media: Annotated[list[Path], typer.Argument(help="Known images or videos of the victim.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add known original images or videos to case CODE (matched by exact and perceptual hash)."""
+    from safeeye.cases.service import add_known
+
+    try:
+        outcomes = add_known(_app(), code, media)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    _print_outcomes(outcomes, as_json)
+    if all(o.error for o in outcomes):
+        raise typer.Exit(1)
+
+
+@case_app.command("list")
+def case_list(as_json: JsonOpt = False) -> None:
+    """List every case with its reference and match counts."""
+    from safeeye.cases.service import list_cases
+
+    cases = list_cases(_app())
+    if as_json:
+        _emit([asdict(c) for c in cases])
+        return
+    table = Table("code", "status", "faces", "known", "matches", "created")
+    for c in cases:
+        table.add_row(
+            c.code,
+            c.status,
+            str(c.face_references),
+            str(c.known_references),
+            str(c.matches),
+            c.created_at[:19],
+        )
+    Console().print(table)
+
+
+@case_app.command("purge")
+def case_purge(
+    code: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Destroy case CODE's key, references, embeddings and the media no other case needs."""
+    from safeeye.cases.service import purge_case
+
+    if not yes and not as_json and not typer.confirm(f"Purge case {code}? This cannot be undone"):
+        raise typer.Exit(1)
+    try:
+        counts = purge_case(_app(), code)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"code": code, "status": "purged", **counts})
+    else:
+        console.print(f"case {code} purged: {counts}")
+
+
+@app.command("scan")
+def scan(
+    inputs: Annotated[list[str], typer.Argument(help="Files (or URLs) to scan.")],
+    as_json: JsonOpt = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per core).")
+    ] = None,
+) -> None:
+    """Scan images and videos: hashes, faces, sexual content; match them against every case."""
+    from safeeye.pipeline.scan import Scanner
+
+    scanner = Scanner(_app(), workers=workers)
+    results = scanner.scan_inputs(inputs)
+    if as_json:
+        _emit([r.to_json() for r in results])
+        return
+    table = Table("input", "type", "faces", "sexual", "matches", "error")
+    for r in results:
+        matches = ", ".join(f"{m.case}:{m.kind}@{m.distance:g}" for m in r.matches) or "-"
+        table.add_row(
+            r.input,
+            r.media_type or "-",
+            str(r.faces),
+            f"{r.sexual_score:.2f}",
+            matches,
+            r.error or "",
+        )
+    Console().print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Check the whole chain; exit 1 naming the first edited, removed or reordered event."""
+    safe = _app()
+    with safe.db.session() as session:
+        report = safe.audit.verify(session)
+    if as_json:
+        _emit(asdict(report))
+    elif report.ok:
+        console.print(f"[green]ok[/green] {report.message}")
+    else:
+        console.print(
+            f"[red]BROKEN[/red] first broken event: {report.first_broken}: {report.message}"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(as_json: JsonOpt = False) -> None:
+    """Register a demo case from the fixture photos and scan the fixture photos and video."""
+    from safeeye.demo import run_demo
+
+    _emit(run_demo(_app())) if as_json else run_demo(_app(), console=Console())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

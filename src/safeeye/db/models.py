@@ -1,0 +1,250 @@
+"""The stored state of safeeye: every table, in the vocabulary of DESIGN.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from safeeye.db.types import JSONType, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Case(Base):
+    """One victim under support, known only by a pseudonymous case code."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    consent_basis: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    references: Mapped[list[Reference]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Reference(Base):
+    """What a case gives us to look for: a face photo or a known image/video, stored encrypted."""
+
+    __tablename__ = "case_references"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "face" | "known"
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    media_type: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str | None] = mapped_column(String(16))
+    blob_address: Mapped[str] = mapped_column(String(64))
+    label_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="references")
+    faces: Mapped[list[ReferenceFace]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    hashes: Mapped[list[ReferenceHash]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "sha256"),)
+
+
+class ReferenceFace(Base):
+    """A face found in a reference; its embedding is sealed under the case's key."""
+
+    __tablename__ = "reference_faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[int] = mapped_column(
+        ForeignKey("case_references.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    frame_time: Mapped[float] = mapped_column(Float, default=0.0)
+    box: Mapped[list[int]] = mapped_column(JSONType)
+    embedding_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReferenceHash(Base):
+    """One perceptual hash of a known item (one variant: a crop, a mirror, a video frame)."""
+
+    __tablename__ = "reference_hashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[int] = mapped_column(
+        ForeignKey("case_references.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(16), default="pdq")
+    variant: Mapped[str] = mapped_column(String(32))
+    hash_hex: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int] = mapped_column(Integer)
+    frame_time: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Media(Base):
+    """The content itself, stored once by SHA-256 (encrypted), with its scan state."""
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str | None] = mapped_column(String(16))
+    format: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)
+    blob_address: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new|scanned|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    face_count: Mapped[int | None] = mapped_column(Integer)
+    sexual_score: Mapped[float | None] = mapped_column(Float)
+    sexual_scores: Mapped[dict[str, float] | None] = mapped_column(JSONType)
+    vpdq: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    frames: Mapped[list[MediaFrame]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MediaFrame.time"
+    )
+    faces: Mapped[list[MediaFace]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MediaFace.frame_time"
+    )
+
+
+class Sighting(Base):
+    """One media file seen at one location at one time, with the facts of how it was seen."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    http_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    server_ip: Mapped[str | None] = mapped_column(String(64))
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    media: Mapped[Media | None] = relationship()
+
+    __table_args__ = (Index("ix_sightings_location_sha256", "location", "sha256"),)
+
+
+class MediaFrame(Base):
+    """The frame-level signals of one analysed frame: PDQ and sexual-content scores."""
+
+    __tablename__ = "media_frames"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    time: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(16))
+    pdq_hex: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    pdq_variants: Mapped[list[list[Any]] | None] = mapped_column(JSONType)
+    sexual_score: Mapped[float | None] = mapped_column(Float)
+    sexual_scores: Mapped[dict[str, float] | None] = mapped_column(JSONType)
+    face_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MediaFace(Base):
+    """A face found in scanned media; its embedding is sealed under the signals key."""
+
+    __tablename__ = "media_faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    frame_time: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[int]] = mapped_column(JSONType)
+    embedding_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Match(Base):
+    """A link from media to a case, with the evidence that made it."""
+
+    __tablename__ = "matches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "face" | "hash"
+    distance: Mapped[float] = mapped_column(Float)
+    frame_count: Mapped[int] = mapped_column(Integer, default=1)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    case: Mapped[Case] = relationship()
+    media: Mapped[Media] = relationship()
+
+    __table_args__ = (UniqueConstraint("media_id", "case_id", "kind"),)
+
+
+class AuditEvent(Base):
+    """An append-only, hash-chained record of who did what, when, to which object."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The chain's tip, MAC'd with a key derived from the master key: reveals tail deletion."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    mac: Mapped[str] = mapped_column(String(64))

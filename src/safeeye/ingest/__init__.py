@@ -1,0 +1,1 @@
+"""Sources and fetching: where media comes from, fetched safely, with evidence."""

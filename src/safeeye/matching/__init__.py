@@ -1,0 +1,1 @@
+"""Indexes over reference signals and the rules that turn hits into matches."""

@@ -1,0 +1,142 @@
+"""The matcher: reference indexes loaded from the database, kept in step, queried per scan."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from safeeye.crypto import unseal
+from safeeye.db.models import Case, Reference, ReferenceFace, ReferenceHash
+from safeeye.matching.indexes import FaceIndex, IndexEntry, PdqIndex
+from safeeye.matching.rules import FrameHit, MatchCandidate, group_hits
+from safeeye.signals.pdq import PdqHash
+
+if TYPE_CHECKING:
+    from safeeye.app import SafeEye
+    from safeeye.pipeline.analyze import MediaAnalysis
+
+
+class Matcher:
+    """Finds the cases a piece of media belongs to, by exact hash, PDQ and face."""
+
+    def __init__(self, app: SafeEye) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.pdq = PdqIndex()
+        self.faces = FaceIndex()
+        self._exact: dict[str, set[tuple[int, int]]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def refresh(self, session: Session) -> None:
+        """Bring the indexes in step with the references in the database (incremental)."""
+        with self._lock:
+            self._refresh_faces(session)
+            self._refresh_hashes(session)
+            self._exact.clear()
+            rows = session.execute(
+                select(Reference.id, Reference.case_id, Reference.sha256, Reference.md5).where(
+                    Reference.kind == "known"
+                )
+            )
+            for ref_id, case_id, sha256, md5 in rows:
+                self._exact[sha256].add((case_id, ref_id))
+                self._exact[md5].add((case_id, ref_id))
+
+    def _refresh_faces(self, session: Session) -> None:
+        present = set(session.execute(select(ReferenceFace.id)).scalars())
+        self.faces.remove(self.faces.row_ids - present)
+        missing = present - self.faces.row_ids
+        if not missing:
+            return
+        rows = session.execute(
+            select(ReferenceFace, Case)
+            .join(Case, Case.id == ReferenceFace.case_id)
+            .where(ReferenceFace.id.in_(missing))
+        ).all()
+        keys: dict[int, bytes] = {}
+        entries, vectors = [], []
+        for face, case in rows:
+            if case.id not in keys:
+                keys[case.id] = self.app.keys.case_key(case)
+            raw = unseal(keys[case.id], face.embedding_sealed, f"face:{face.id}".encode())
+            entries.append(
+                IndexEntry(face.id, face.case_id, face.reference_id, frame_time=face.frame_time)
+            )
+            vectors.append(np.frombuffer(raw, dtype=np.float32))
+        if entries:
+            self.faces.add(entries, np.stack(vectors))
+
+    def _refresh_hashes(self, session: Session) -> None:
+        present = set(session.execute(select(ReferenceHash.id)).scalars())
+        self.pdq.remove(self.pdq.row_ids - present)
+        missing = present - self.pdq.row_ids
+        if not missing:
+            return
+        rows = session.execute(select(ReferenceHash).where(ReferenceHash.id.in_(missing))).scalars()
+        entries, hashes = [], []
+        for row in rows:
+            entries.append(
+                IndexEntry(row.id, row.case_id, row.reference_id, row.variant, row.frame_time)
+            )
+            hashes.append(PdqHash.from_hex(row.hash_hex, row.quality).bits)
+        if entries:
+            self.pdq.add(entries, hashes)
+
+    def match(self, analysis: MediaAnalysis) -> list[MatchCandidate]:
+        """Every case this media matches, one candidate per (case, kind), with evidence."""
+        with self._lock:
+            hash_candidates = self._match_hashes(analysis)
+            face_candidates = self._match_faces(analysis)
+        return [*hash_candidates.values(), *face_candidates.values()]
+
+    def _match_hashes(self, analysis: MediaAnalysis) -> dict[int, MatchCandidate]:
+        queries: list[bytes] = []
+        origin: list[tuple[int, float, str]] = []
+        for frame in analysis.frames:
+            for variant in frame.variants:
+                if variant.hash.quality < self.settings.pdq_min_quality:
+                    continue
+                queries.append(variant.hash.bits)
+                origin.append((frame.index, frame.time, variant.variant))
+        hits = []
+        for hit in self.pdq.search(queries, self.settings.pdq_threshold):
+            index, time, query_variant = origin[hit.query]
+            detail = f"{query_variant}~{hit.entry.variant}"
+            hits.append(
+                (
+                    hit.entry.case_id,
+                    FrameHit(index, time, hit.distance, hit.entry.reference_id, detail),
+                )
+            )
+        candidates = group_hits(hits, "hash")
+        for key, kind in ((analysis.hashes.sha256, "sha256"), (analysis.hashes.md5, "md5")):
+            for case_id, ref_id in self._exact.get(key, ()):
+                candidate = candidates.setdefault(case_id, MatchCandidate(case_id, "hash"))
+                candidate.exact = candidate.exact or kind
+                candidate.hits.append(FrameHit(0, 0.0, 0.0, ref_id, kind))
+        return candidates
+
+    def _match_faces(self, analysis: MediaAnalysis) -> dict[int, MatchCandidate]:
+        embeddings, origin = [], []
+        for frame in analysis.frames:
+            for face in frame.faces:
+                embeddings.append(face.embedding)
+                origin.append((frame.index, frame.time, face.box))
+        if not embeddings:
+            return {}
+        hits = []
+        for hit in self.faces.search(np.stack(embeddings), self.settings.face_distance):
+            index, time, box = origin[hit.query]
+            detail = ",".join(str(v) for v in box)
+            hits.append(
+                (
+                    hit.entry.case_id,
+                    FrameHit(index, time, hit.distance, hit.entry.reference_id, detail),
+                )
+            )
+        return group_hits(hits, "face")

@@ -1,0 +1,1 @@
+"""Decoding images and video into analysable frames, with limits against hostile files."""

@@ -1,0 +1,344 @@
+"""Still and animated images (JPEG, PNG/APNG, WebP, GIF, BMP, TIFF, HEIC, AVIF) as RGB frames."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pillow_heif
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from safeeye.config import MediaLimits, SamplingPlan
+from safeeye.errors import MediaError
+from safeeye.media.decode import DecodedMedia, MediaInfo
+from safeeye.media.frames import Frame
+from safeeye.media.sniff import Sniffed
+
+pillow_heif.register_heif_opener()
+
+# Pillow's plugin for each sniffed format: Image.open tries only that one, so a file is never
+# decoded by a plugin its bytes did not ask for.
+_PILLOW_FORMATS = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+    "heic": "HEIF",
+    "heif": "HEIF",
+    "avif": "AVIF",
+}
+_ANIMATED_FORMATS = frozenset({"gif", "png", "webp"})
+
+# Browsers show frames that ask for 10 ms or less for 100 ms; timestamps follow what a viewer saw.
+_MIN_FRAME_SECONDS = 0.011
+_SHORT_FRAME_SECONDS = 0.1
+
+# What Pillow raises for undecodable data (its plugins use SyntaxError for "not this format").
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError)
+
+
+class ImageMedia(DecodedMedia):
+    """An opened image; a still yields one frame, an animation one frame per sampling interval."""
+
+    def __init__(
+        self,
+        image: Image.Image,
+        info: MediaInfo,
+        frame_times: list[float],
+        sampling: SamplingPlan,
+    ) -> None:
+        self._image: Image.Image | None = image
+        self.info = info
+        self._frame_times = frame_times
+        self._sampling = sampling
+
+    def frames(self) -> Iterator[Frame]:
+        """One ``still`` frame, or an animation's ``sample`` frames at 0, 1, 2... intervals."""
+        if self._image is None:
+            raise ValueError("frames() called on a closed ImageMedia")
+        image = self._image
+        if not self.info.animated:
+            yield Frame(index=0, time=0.0, image=_decode_current(image), reason="still")
+            return
+        for index in _sample_indices(self._frame_times, self._sampling.interval_seconds):
+            try:
+                image.seek(index)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise MediaError(
+                    "an animation frame declares more pixels than allowed (possible "
+                    "decompression bomb); refused without decoding it",
+                    code="too_many_pixels",
+                ) from exc
+            except _PILLOW_ERRORS as exc:
+                raise _decode_error(exc, self.info.format) from exc
+            yield Frame(
+                index=index,
+                time=self._frame_times[index],
+                image=_decode_current(image),
+                reason="sample",
+            )
+
+    def close(self) -> None:
+        if self._image is not None:
+            self._image.close()
+            self._image = None
+
+
+def open_image(
+    path: Path, found: Sniffed, limits: MediaLimits, sampling: SamplingPlan
+) -> ImageMedia:
+    """Open an image whose bytes were sniffed as ``found``, checking its declared size first.
+
+    Raises ``MediaError`` (``corrupt``, ``too_many_pixels``, ``too_many_frames``) before any
+    pixel is decoded.
+    """
+    pillow_format = _PILLOW_FORMATS.get(found.format)
+    if pillow_format is None:
+        raise MediaError(
+            f"the file is {found.description}, which safeeye cannot decode", code="unsupported"
+        )
+    _keep_pillow_guard_at_least(limits.max_image_pixels)
+    try:
+        image = Image.open(path, formats=[pillow_format])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb_error(None, limits) from exc
+    except UnidentifiedImageError as exc:
+        raise MediaError(
+            f"the file starts like {found.description} but its header cannot be read",
+            code="corrupt",
+        ) from exc
+    except _PILLOW_ERRORS as exc:
+        raise _decode_error(exc, found.format) from exc
+    try:
+        info, frame_times = _inspect(image, path, found, limits)
+    except BaseException:
+        image.close()
+        raise
+    return ImageMedia(image, info, frame_times, sampling)
+
+
+def _inspect(
+    image: Image.Image, path: Path, found: Sniffed, limits: MediaLimits
+) -> tuple[MediaInfo, list[float]]:
+    """Header facts and per-frame start times; raises if the header breaks a limit."""
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise MediaError("the image header declares a zero width or height", code="corrupt")
+    if width * height > limits.max_image_pixels:
+        raise _bomb_error((width, height), limits)
+    if _orientation(image) in (5, 6, 7, 8):
+        width, height = height, width
+    frame_count = int(getattr(image, "n_frames", 1))
+    animated = found.format in _ANIMATED_FORMATS and frame_count > 1
+    if not animated:
+        info = MediaInfo("image", found.format, width, height, None, 1, False)
+        return info, [0.0]
+    if frame_count > limits.max_animation_frames:
+        raise MediaError(
+            f"the animation has {frame_count:,} frames, over the limit of "
+            f"{limits.max_animation_frames:,}",
+            code="too_many_frames",
+        )
+    with path.open("rb") as fh:
+        durations = _frame_durations(fh, found.format)
+    durations = _fit(durations, frame_count)
+    starts = [0.0, *np.cumsum(durations[:-1]).tolist()]
+    info = MediaInfo("image", found.format, width, height, float(sum(durations)), frame_count, True)
+    return info, starts
+
+
+def _keep_pillow_guard_at_least(max_pixels: int) -> None:
+    # Pillow's MAX_IMAGE_PIXELS is process-wide and is our backstop; our own header check above
+    # is the rule. Raise the guard when our limit is larger (so Pillow does not refuse what we
+    # allow) but never lower it per call: a lowered limit in one caller would leak into every
+    # other Image.open in the process.
+    current = Image.MAX_IMAGE_PIXELS
+    if current is None or current < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except _PILLOW_ERRORS:
+        return 1  # unreadable EXIF: show the picture as stored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _decode_current(image: Image.Image) -> np.ndarray:
+    """The current frame decoded, turned upright, as RGB uint8 (alpha composited on white)."""
+    try:
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(
+            "the image declares more pixels than allowed (possible decompression bomb)",
+            code="too_many_pixels",
+        ) from exc
+    except _PILLOW_ERRORS as exc:
+        raise _decode_error(exc, (image.format or "image").lower()) from exc
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except _PILLOW_ERRORS:
+        upright = image.copy()  # broken EXIF must not lose the picture
+    return _to_rgb(upright)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.array(image, dtype=np.uint8)
+    if mode.startswith("I") or mode == "F":
+        gray = _to_8bit(np.asarray(image))
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if "A" in mode or "a" in mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    """16-bit or float grayscale scaled into 0..255."""
+    if values.dtype.kind == "f":
+        peak = float(np.nanmax(values)) if values.size else 0.0
+        scale = 255.0 if peak <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(values) * scale, 0, 255).astype(np.uint8)
+    wide = values.astype(np.int64)
+    if wide.size and wide.max() > 255:
+        wide = np.clip(wide, 0, 65535) // 257
+    return np.clip(wide, 0, 255).astype(np.uint8)
+
+
+def _sample_indices(starts: list[float], interval: float) -> list[int]:
+    """Frame 0, then the first frame starting at or after each multiple of ``interval``."""
+    chosen = [0]
+    next_due = interval
+    for index in range(1, len(starts)):
+        if starts[index] >= next_due:
+            chosen.append(index)
+            next_due = (math.floor(starts[index] / interval) + 1) * interval
+    return chosen
+
+
+def _fit(durations: list[float], frame_count: int) -> list[float]:
+    """Durations matched to Pillow's frame count (a damaged file may disagree)."""
+    durations = durations[:frame_count]
+    return durations + [_SHORT_FRAME_SECONDS] * (frame_count - len(durations))
+
+
+def _shown_for(seconds: float) -> float:
+    return _SHORT_FRAME_SECONDS if seconds < _MIN_FRAME_SECONDS else seconds
+
+
+def _frame_durations(fh: BinaryIO, fmt: str) -> list[float]:
+    """Per-frame display time in seconds, read from the container without decoding pixels."""
+    try:
+        if fmt == "gif":
+            return _gif_durations(fh)
+        if fmt == "png":
+            return _apng_durations(fh)
+        if fmt == "webp":
+            return _webp_durations(fh)
+    except (struct.error, ValueError):
+        pass  # a damaged container: _fit fills in what could not be read
+    return []
+
+
+def _skip_sub_blocks(fh: BinaryIO) -> None:
+    while True:
+        size = fh.read(1)
+        if not size or size[0] == 0:
+            return
+        fh.seek(size[0], 1)
+
+
+def _gif_durations(fh: BinaryIO) -> list[float]:
+    fh.seek(10)
+    flags = fh.read(3)[0]
+    if flags & 0x80:
+        fh.seek(3 << ((flags & 7) + 1), 1)
+    durations: list[float] = []
+    delay = 0.0
+    while True:
+        introducer = fh.read(1)
+        if introducer == b"!":
+            label = fh.read(1)
+            if label == b"\xf9":
+                block = fh.read(fh.read(1)[0])
+                delay = struct.unpack("<H", block[1:3])[0] / 100.0
+            _skip_sub_blocks(fh)
+        elif introducer == b",":
+            descriptor = fh.read(9)
+            if descriptor[8] & 0x80:
+                fh.seek(3 << ((descriptor[8] & 7) + 1), 1)
+            fh.seek(1, 1)  # LZW minimum code size
+            _skip_sub_blocks(fh)
+            durations.append(_shown_for(delay))
+            delay = 0.0
+        else:  # trailer, end of data or garbage
+            return durations
+
+
+def _apng_durations(fh: BinaryIO) -> list[float]:
+    fh.seek(8)
+    durations: list[float] = []
+    animation_seen = False
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            return durations
+        length, chunk_type = struct.unpack(">I4s", header)
+        if chunk_type == b"acTL":
+            animation_seen = True
+        elif chunk_type == b"IDAT" and animation_seen and not durations:
+            durations.append(0.0)  # a default image that is not part of the animation
+            animation_seen = False
+        elif chunk_type == b"fcTL":
+            control = fh.read(length)
+            numerator, denominator = struct.unpack(">HH", control[20:24])
+            durations.append(_shown_for(numerator / (denominator or 100)))
+            fh.seek(4, 1)
+            continue
+        elif chunk_type == b"IEND":
+            return durations
+        fh.seek(length + 4, 1)
+
+
+def _webp_durations(fh: BinaryIO) -> list[float]:
+    fh.seek(12)
+    durations: list[float] = []
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            return durations
+        fourcc, length = struct.unpack("<4sI", header)
+        if fourcc == b"ANMF":
+            frame_header = fh.read(16)
+            durations.append(_shown_for(int.from_bytes(frame_header[12:15], "little") / 1000.0))
+            fh.seek(length - 16 + (length & 1), 1)
+        else:
+            fh.seek(length + (length & 1), 1)
+
+
+def _bomb_error(size: tuple[int, int] | None, limits: MediaLimits) -> MediaError:
+    declared = f"{size[0]:,}x{size[1]:,} pixels, " if size else "more pixels than allowed: "
+    return MediaError(
+        f"the image declares {declared}over the limit of {limits.max_image_pixels:,} pixels "
+        "(possible decompression bomb); refused without decoding it",
+        code="too_many_pixels",
+    )
+
+
+def _decode_error(exc: BaseException, fmt: str) -> MediaError:
+    """``truncated`` when Pillow says the data ends early, else ``corrupt``."""
+    text = str(exc).lower()
+    name = fmt.upper()
+    if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text:
+        return MediaError(f"the {name} data ends early (the file is truncated)", code="truncated")
+    return MediaError(f"the {name} data is damaged and cannot be decoded", code="corrupt")

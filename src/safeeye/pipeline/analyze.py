@@ -1,0 +1,133 @@
+"""Analysis of one media file into signals: a pure step (file in, typed signals out, no I/O
+besides reading the file), so it runs the same in the web process, the CLI or a worker."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safeeye.config import MediaLimits, SamplingPlan
+from safeeye.errors import MediaError
+from safeeye.matching.variants import VariantHash, query_hashes
+from safeeye.media.decode import MediaInfo, open_media
+from safeeye.media.frames import Frame
+from safeeye.pipeline.detectors import Detectors
+from safeeye.signals.faces import Face
+from safeeye.signals.hashes import ContentHashes, hash_file
+from safeeye.signals.nudity import NudityResult
+from safeeye.signals.pdq import PdqHash
+from safeeye.signals.vpdq import VpdqFeature, vpdq_from_frames
+
+STAGES = ("decode", "hashes", "faces", "sexual_content")
+
+
+@dataclass
+class FrameAnalysis:
+    """The signals of one analysed frame."""
+
+    index: int
+    time: float
+    reason: str
+    pdq: PdqHash
+    variants: list[VariantHash]
+    nudity: NudityResult
+    faces: list[Face]
+
+
+@dataclass
+class MediaAnalysis:
+    """Everything a scan derives from one file; ``error`` is set when decoding failed (frames
+    analysed before a mid-stream failure are kept)."""
+
+    hashes: ContentHashes
+    info: MediaInfo | None = None
+    frames: list[FrameAnalysis] = field(default_factory=list)
+    vpdq: list[VpdqFeature] = field(default_factory=list)
+    error: MediaError | None = None
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def face_count(self) -> int:
+        return sum(len(f.faces) for f in self.frames)
+
+    @property
+    def sexual_score(self) -> float:
+        return max((f.nudity.sexual_score for f in self.frames), default=0.0)
+
+    @property
+    def sexual_scores(self) -> dict[str, float]:
+        """The highest score of each sexual-content class over all frames."""
+        best: dict[str, float] = {}
+        for frame in self.frames:
+            for label, score in frame.nudity.scores.items():
+                best[label] = max(score, best.get(label, 0.0))
+        return best
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] += time.perf_counter() - start
+
+
+def analyze_file(
+    path: Path,
+    detectors: Detectors,
+    limits: MediaLimits,
+    sampling: SamplingPlan,
+) -> MediaAnalysis:
+    """Decode ``path`` and compute every signal of every selected frame.
+
+    Never raises for bad media: a ``MediaError`` is recorded on the result instead.
+    """
+    timings: dict[str, float] = defaultdict(float)
+    with _timed(timings, "hashes"):
+        hashes = hash_file(path)
+    analysis = MediaAnalysis(hashes=hashes, timings=timings)
+    try:
+        with _timed(timings, "decode"):
+            media = open_media(path, limits, sampling)
+        with media:
+            analysis.info = media.info
+            frames = media.frames()
+            while True:
+                with _timed(timings, "decode"):
+                    frame = next(frames, None)
+                if frame is None:
+                    break
+                analysis.frames.append(analyze_frame(frame, detectors, timings))
+    except MediaError as exc:
+        analysis.error = exc
+    if analysis.info is not None and analysis.info.media_type == "video":
+        with _timed(timings, "hashes"):
+            analysis.vpdq = vpdq_from_frames(
+                (f.index, f.time, f.pdq) for f in analysis.frames if f.reason != "scene"
+            )
+    return analysis
+
+
+def analyze_frame(frame: Frame, detectors: Detectors, timings: dict[str, float]) -> FrameAnalysis:
+    """PDQ (with the variants used for matching), sexual-content scores and faces of a frame."""
+    with _timed(timings, "hashes"):
+        variants = query_hashes(frame.image)  # the first is the plain "original" hash
+        pdq = variants[0].hash
+    with _timed(timings, "sexual_content"):
+        nudity = detectors.nudity.predict(frame.image)
+    with _timed(timings, "faces"):
+        faces = detectors.faces.predict(frame.image)
+    return FrameAnalysis(
+        index=frame.index,
+        time=frame.time,
+        reason=frame.reason,
+        pdq=pdq,
+        variants=variants,
+        nudity=nudity,
+        faces=faces,
+    )

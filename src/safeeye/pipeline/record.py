@@ -1,0 +1,241 @@
+"""Storing a scan: media, its signals, the sighting, and the matches, with audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.orm import Session
+
+from safeeye.app import SafeEye
+from safeeye.crypto import seal, unseal
+from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting
+from safeeye.db.types import utcnow
+from safeeye.errors import MediaError
+from safeeye.matching.rules import MatchCandidate
+from safeeye.matching.variants import VariantHash
+from safeeye.media.decode import MediaInfo
+from safeeye.pipeline.analyze import FrameAnalysis, MediaAnalysis
+from safeeye.signals.faces import Face
+from safeeye.signals.hashes import ContentHashes
+from safeeye.signals.nudity import NudityResult
+from safeeye.signals.pdq import PdqHash
+
+
+@dataclass
+class SightingFacts:
+    """Where and how the media was seen (for a local file, just its path)."""
+
+    location: str
+    page_url: str | None = None
+    final_url: str | None = None
+    http_status: int | None = None
+    http_headers: dict[str, str] | None = None
+    server_ip: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredMatch:
+    match_id: int
+    case_code: str
+    candidate: MatchCandidate
+    new: bool
+
+
+def find_scanned_media(session: Session, sha256: str) -> Media | None:
+    """The media row for this content if it was scanned successfully before."""
+    media = session.execute(select(Media).where(Media.sha256 == sha256)).scalar_one_or_none()
+    return media if media is not None and media.status == "scanned" else None
+
+
+def store_media(
+    app: SafeEye, session: Session, path: Path | None, analysis: MediaAnalysis
+) -> Media | None:
+    """Create or update the media row with the analysis; None for content with no bytes."""
+    hashes = analysis.hashes
+    if hashes.size == 0:
+        return None
+    media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one_or_none()
+    if media is None:
+        media = Media(sha256=hashes.sha256, md5=hashes.md5, size_bytes=hashes.size)
+        try:
+            with session.begin_nested():
+                session.add(media)
+        except DBIntegrityError:  # another worker stored the same content just now
+            media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one()
+    if media.status == "scanned":
+        return media
+    too_large = analysis.error is not None and analysis.error.code == "too_large"
+    if path is not None and not too_large and media.blob_address is None:
+        media.blob_address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
+    info = analysis.info
+    if info is not None:
+        media.media_type, media.format = info.media_type, info.format
+        media.width, media.height, media.duration = info.width, info.height, info.duration
+    media.scanned_at = utcnow()
+    if analysis.error is not None and not analysis.frames:
+        media.status, media.error = "failed", analysis.error.as_text()
+        return media
+    media.status = "scanned"
+    media.error = analysis.error.as_text() if analysis.error else None
+    media.face_count = analysis.face_count
+    media.sexual_score = analysis.sexual_score
+    media.sexual_scores = analysis.sexual_scores
+    from safeeye.signals.vpdq import vpdq_to_text
+
+    media.vpdq = vpdq_to_text(analysis.vpdq) if analysis.vpdq else None
+    session.flush()
+    for frame in analysis.frames:
+        session.add(
+            MediaFrame(
+                media_id=media.id,
+                frame_index=frame.index,
+                time=frame.time,
+                reason=frame.reason,
+                pdq_hex=frame.pdq.hex,
+                pdq_quality=frame.pdq.quality,
+                pdq_variants=[[v.variant, v.hash.hex, v.hash.quality] for v in frame.variants],
+                sexual_score=frame.nudity.sexual_score,
+                sexual_scores=dict(frame.nudity.scores),
+                face_count=len(frame.faces),
+            )
+        )
+        for face in frame.faces:
+            row = MediaFace(
+                media_id=media.id,
+                frame_index=frame.index,
+                frame_time=frame.time,
+                box=list(face.box),
+                embedding_sealed=b"",
+            )
+            session.add(row)
+            session.flush()
+            row.embedding_sealed = seal(
+                app.keys.signals,
+                face.embedding.astype(np.float32).tobytes(),
+                f"media-face:{row.id}".encode(),
+            )
+    return media
+
+
+def stored_analysis(app: SafeEye, media: Media) -> MediaAnalysis:
+    """The analysis of already-scanned media, rebuilt from the database for re-matching."""
+    faces_by_frame: dict[int, list[Face]] = {}
+    for row in media.faces:
+        raw = unseal(app.keys.signals, row.embedding_sealed, f"media-face:{row.id}".encode())
+        faces_by_frame.setdefault(row.frame_index, []).append(
+            Face(box=tuple(row.box), score=0.0, embedding=np.frombuffer(raw, dtype=np.float32))  # type: ignore[arg-type]
+        )
+    frames = [
+        FrameAnalysis(
+            index=f.frame_index,
+            time=f.time,
+            reason=f.reason,
+            pdq=PdqHash.from_hex(f.pdq_hex or "0" * 64, f.pdq_quality or 0),
+            variants=[VariantHash(v, PdqHash.from_hex(h, q)) for v, h, q in (f.pdq_variants or [])],
+            nudity=NudityResult(
+                detections=(), scores=f.sexual_scores or {}, sexual_score=f.sexual_score or 0.0
+            ),
+            faces=faces_by_frame.get(f.frame_index, []),
+        )
+        for f in media.frames
+    ]
+    info = None
+    if media.media_type:
+        info = MediaInfo(
+            media_type=media.media_type,  # type: ignore[arg-type]
+            format=media.format or "",
+            width=media.width or 0,
+            height=media.height or 0,
+            duration=media.duration,
+            frame_count=None,
+            animated=False,
+        )
+    error = None
+    if media.error:
+        code, _, message = media.error.partition(": ")
+        error = MediaError(message, code=code)
+    return MediaAnalysis(
+        hashes=ContentHashes(media.sha256, media.md5, media.size_bytes),
+        info=info,
+        frames=frames,
+        error=error,
+    )
+
+
+def store_sighting(
+    session: Session, media: Media | None, analysis: MediaAnalysis, facts: SightingFacts
+) -> Sighting:
+    """Record that this content was seen at ``facts.location`` now."""
+    sighting = Sighting(
+        media_id=media.id if media is not None else None,
+        sha256=analysis.hashes.sha256,
+        location=facts.location,
+        page_url=facts.page_url,
+        final_url=facts.final_url,
+        http_status=facts.http_status,
+        http_headers=facts.http_headers,
+        server_ip=facts.server_ip,
+        evidence=facts.evidence or None,
+        error=analysis.error.as_text() if analysis.error else None,
+    )
+    session.add(sighting)
+    session.flush()
+    return sighting
+
+
+def store_matches(
+    app: SafeEye, session: Session, media: Media, candidates: list[MatchCandidate]
+) -> list[StoredMatch]:
+    """Create or update one match per (media, case, kind); new matches are audited."""
+    stored = []
+    for candidate in candidates:
+        case = session.get(Case, candidate.case_id)
+        if case is None or case.status == "purged":
+            continue
+        match = session.execute(
+            select(Match).where(
+                Match.media_id == media.id, Match.case_id == case.id, Match.kind == candidate.kind
+            )
+        ).scalar_one_or_none()
+        evidence = candidate.evidence()
+        new = match is None
+        if match is None:
+            match = Match(
+                media_id=media.id,
+                case_id=case.id,
+                kind=candidate.kind,
+                distance=candidate.distance,
+                frame_count=candidate.frame_count,
+                evidence=evidence,
+                status="pending",
+            )
+            session.add(match)
+            session.flush()
+            app.audit.append(
+                session,
+                app.actor,
+                "match.created",
+                "match",
+                match.id,
+                {
+                    "case": case.code,
+                    "media": media.id,
+                    "kind": candidate.kind,
+                    "distance": round(candidate.distance, 4),
+                    "frames": candidate.frame_count,
+                },
+            )
+        elif candidate.distance < match.distance or candidate.frame_count != match.frame_count:
+            match.distance, match.frame_count, match.evidence = (
+                candidate.distance,
+                candidate.frame_count,
+                evidence,
+            )
+        stored.append(StoredMatch(match.id, case.code, candidate, new))
+    return stored

@@ -1,0 +1,218 @@
+"""Scanning inputs end to end: analyse, store, match, audit; one result per input, in order."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safeeye.app import SafeEye
+from safeeye.errors import MediaError, SafeEyeError
+from safeeye.pipeline.analyze import MediaAnalysis
+from safeeye.pipeline.pool import InlineAnalyzer, PoolAnalyzer
+from safeeye.pipeline.record import (
+    SightingFacts,
+    find_scanned_media,
+    store_matches,
+    store_media,
+    store_sighting,
+    stored_analysis,
+)
+from safeeye.signals.hashes import hash_file
+
+
+@dataclass
+class MatchReport:
+    case: str
+    kind: str
+    distance: float
+    frames: list[float]
+    frame_count: int
+    match_id: int
+    new: bool
+
+
+@dataclass
+class ScanResult:
+    """The outcome of scanning one input: the ``scan --json`` object."""
+
+    input: str
+    sha256: str | None = None
+    media_type: str | None = None
+    format: str | None = None
+    faces: int = 0
+    sexual_score: float = 0.0
+    error: str | None = None
+    matches: list[MatchReport] = field(default_factory=list)
+    frames_analyzed: int = 0
+    duration: float | None = None
+    media_id: int | None = None
+    sighting_id: int | None = None
+    reused: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sexual_score"] = round(self.sexual_score, 4)
+        data["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        return data
+
+
+class Scanner:
+    """Scans files for the app: analysis inline (one file) or in a worker pool (many)."""
+
+    def __init__(self, app: SafeEye, *, workers: int | None = None) -> None:
+        self.app = app
+        self.workers = workers
+
+    def scan_paths(
+        self, paths: list[Path], facts: list[SightingFacts] | None = None
+    ) -> list[ScanResult]:
+        """Scan each path; never raises for bad media (the error is on its result)."""
+        facts = facts or [SightingFacts(location=str(p)) for p in paths]
+        results: list[ScanResult | None] = [None] * len(paths)
+        todo: list[int] = []
+        for i, path in enumerate(paths):
+            problem = _unreadable(path)
+            if problem is not None:
+                results[i] = ScanResult(input=str(path), error=problem.as_text())
+                continue
+            known = self._reuse(path, facts[i])
+            if known is not None:
+                results[i] = known
+            else:
+                todo.append(i)
+        analyzer = self._analyzer(len(todo))
+        todo_paths = [paths[i] for i in todo]
+        for i, analysis in zip(todo, analyzer.analyze_all(todo_paths), strict=True):
+            results[i] = self._record(paths[i], analysis, facts[i])
+        return [r for r in results if r is not None]
+
+    def scan_inputs(self, inputs: list[str]) -> list[ScanResult]:
+        """Scan files and URLs (fetched safely first); one result per input, in input order."""
+        from safeeye.ingest.fetcher import FetchPolicy, fetch_to_file
+
+        policy = FetchPolicy(
+            max_bytes=self.app.settings.max_media_bytes, allowlist=self.app.settings.fetch_allowlist
+        )
+        paths: list[Path] = []
+        facts: list[SightingFacts] = []
+        failed: dict[int, ScanResult] = {}
+        temporary: list[Path] = []
+        try:
+            for i, item in enumerate(inputs):
+                if not item.lower().startswith(("http://", "https://")):
+                    paths.append(Path(item))
+                    facts.append(SightingFacts(location=item))
+                    continue
+                try:
+                    fetched = fetch_to_file(item, policy)
+                except SafeEyeError as exc:
+                    failed[i] = ScanResult(input=item, error=exc.as_text())
+                    continue
+                temporary.append(fetched.path)
+                paths.append(fetched.path)
+                facts.append(
+                    SightingFacts(
+                        location=item,
+                        final_url=fetched.final_url,
+                        http_status=fetched.status,
+                        http_headers=fetched.headers,
+                        server_ip=fetched.server_ip,
+                        evidence={"redirects": fetched.redirects, "bytes": fetched.size},
+                    )
+                )
+            scanned = iter(self.scan_paths(paths, facts))
+            results = [failed[i] if i in failed else next(scanned) for i in range(len(inputs))]
+            for item, result in zip(inputs, results, strict=True):
+                result.input = item
+            return results
+        finally:
+            for path in temporary:
+                path.unlink(missing_ok=True)
+
+    def _analyzer(self, count: int) -> InlineAnalyzer | PoolAnalyzer:
+        workers = self.workers if self.workers is not None else self.app.settings.scan_workers
+        if count > 1 and workers != 1:
+            return PoolAnalyzer(self.app.settings, workers or None)
+        return InlineAnalyzer(self.app.settings, self.app.detectors)
+
+    def _reuse(self, path: Path, facts: SightingFacts) -> ScanResult | None:
+        """Content scanned before is not analysed again: a new sighting, matched afresh."""
+        sha256 = hash_file(path).sha256
+        with self.app.db.session() as session:
+            media = find_scanned_media(session, sha256)
+            if media is None:
+                return None
+            analysis = stored_analysis(self.app, media)
+        result = self._record(path, analysis, facts)
+        result.reused = True
+        return result
+
+    def _record(self, path: Path, analysis: MediaAnalysis, facts: SightingFacts) -> ScanResult:
+        app = self.app
+        result = _result_of(str(path), analysis)
+        with app.db.session() as session:
+            media = store_media(app, session, path, analysis)
+            sighting = store_sighting(session, media, analysis, facts)
+            result.sighting_id = sighting.id
+            if media is not None:
+                result.media_id = media.id
+            if media is not None and media.status == "scanned":
+                app.matcher.refresh(session)
+                for stored in store_matches(app, session, media, app.matcher.match(analysis)):
+                    c = stored.candidate
+                    result.matches.append(
+                        MatchReport(
+                            stored.case_code,
+                            c.kind,
+                            round(c.distance, 4),
+                            c.frame_times,
+                            c.frame_count,
+                            stored.match_id,
+                            stored.new,
+                        )
+                    )
+            app.audit.append(
+                session,
+                app.actor,
+                "media.scanned",
+                "sighting",
+                sighting.id,
+                {
+                    "media": result.media_id,
+                    "error": analysis.error.code if analysis.error else None,
+                    "matches": len(result.matches),
+                },
+            )
+        result.matches.sort(key=lambda m: (m.case, m.kind))
+        return result
+
+
+def _result_of(input_: str, analysis: MediaAnalysis) -> ScanResult:
+    info = analysis.info
+    return ScanResult(
+        input=input_,
+        sha256=analysis.hashes.sha256,
+        media_type=info.media_type if info else None,
+        format=info.format if info else None,
+        faces=analysis.face_count,
+        sexual_score=analysis.sexual_score,
+        error=analysis.error.as_text() if analysis.error else None,
+        frames_analyzed=len(analysis.frames),
+        duration=info.duration if info else None,
+        timings=dict(analysis.timings),
+    )
+
+
+def _unreadable(path: Path) -> MediaError | None:
+    if not path.exists():
+        return MediaError("no such file", code="not_found")
+    if path.is_dir():
+        return MediaError("a directory, not a file", code="not_a_file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return MediaError(f"cannot be read ({exc.strerror})", code="unreadable")
+    return None

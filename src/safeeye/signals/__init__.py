@@ -1,0 +1,1 @@
+"""What a scan derives from media: one module per signal, each behind the interface in ``base``."""

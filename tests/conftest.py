@@ -1,0 +1,100 @@
+"""Shared fixtures: settings in a temp dir, the app on SQLite or PostgreSQL, models loaded once."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safeeye.app import SafeEye
+from safeeye.config import Settings
+from safeeye.pipeline.detectors import Detectors
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FACES = FIXTURES / "faces"
+VIDEO = FIXTURES / "video" / "short_hamilton_clip.mp4"
+POSTGRES_URL = os.environ.get(
+    "SAFEEYE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reason() -> str | None:
+    import psycopg
+
+    url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return (
+            f"PostgreSQL not reachable at {POSTGRES_URL} ({exc.__class__.__name__}); "
+            "start it with scripts/services"
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh schema in the test PostgreSQL database (skips when none is reachable)."""
+    reason = _postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def detectors() -> Detectors:
+    """The real models, loaded once for the whole test session."""
+    loaded = Detectors.from_settings(Settings(data_dir=Path("/nonexistent")))
+    loaded.load()
+    return loaded
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
+    """Settings for a test; scans run inline on the session's shared models unless a test
+    asks for worker processes."""
+    extra.setdefault("scan_workers", 1)
+    return Settings(data_dir=data_dir, database_url=database_url, actor="test", **extra)
+
+
+def make_app(settings: Settings, detectors: Detectors | None = None) -> SafeEye:
+    app = SafeEye(settings)
+    if detectors is not None:
+        app.__dict__["detectors"] = detectors  # share the session's loaded models
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, detectors: Detectors) -> Iterator[SafeEye]:
+    """The service on SQLite in a temp dir, with the shared models."""
+    safe = make_app(make_settings(tmp_path / "data"), detectors)
+    yield safe
+    safe.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db_app(
+    request: pytest.FixtureRequest, tmp_path: Path, detectors: Detectors
+) -> Iterator[SafeEye]:
+    """The service on each database backend in turn."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_schema")
+    safe = make_app(make_settings(tmp_path / "data", url), detectors)
+    yield safe
+    safe.close()

@@ -1,0 +1,87 @@
+"""Cases: registration, references encrypted under the case key, and purge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import FACES
+from safeeye.app import SafeEye
+from safeeye.cases.service import add_faces, add_known, create_case, list_cases, purge_case
+from safeeye.db.models import AuditEvent, Case, Media, Reference, ReferenceFace
+from safeeye.errors import ConflictError, SafeEyeError
+from safeeye.pipeline.scan import Scanner
+
+
+def test_case_codes_are_unique_and_pseudonymous(any_db_app: SafeEye) -> None:
+    create_case(any_db_app, "SOS-2026-0001", "signed intake form")
+    with pytest.raises(ConflictError):
+        create_case(any_db_app, "SOS-2026-0001")
+    with pytest.raises(SafeEyeError, match="case code"):
+        create_case(any_db_app, "Kim Min-ji / 010-1234")
+    (summary,) = list_cases(any_db_app)
+    assert summary.code == "SOS-2026-0001" and summary.status == "open"
+
+
+def test_references_are_stored_encrypted_under_the_case_key(any_db_app: SafeEye) -> None:
+    app = any_db_app
+    create_case(app, "C1")
+    (outcome,) = add_faces(app, "C1", [FACES / "obama.jpg"])
+    assert outcome.error is None
+    raw = (FACES / "obama.jpg").read_bytes()
+    with app.db.session() as session:
+        ref = session.execute(select(Reference)).scalar_one()
+        case = session.execute(select(Case)).scalar_one()
+        blob = app.blobs.path(ref.blob_address).read_bytes()
+        assert raw[:256] not in blob
+        assert app.blobs.get_bytes(ref.blob_address, app.keys.case_key(case)) == raw
+        face = session.execute(select(ReferenceFace)).scalar_one()
+        assert len(face.embedding_sealed) > 128 * 4  # sealed, not raw floats
+
+
+def test_purge_destroys_key_references_embeddings_and_exclusive_media(
+    any_db_app: SafeEye, tmp_path: Path
+) -> None:
+    app = any_db_app
+    create_case(app, "C1")
+    create_case(app, "C2")
+    add_faces(app, "C1", [FACES / "obama.jpg"])
+    add_faces(app, "C2", [FACES / "biden2.jpg"])
+    add_known(app, "C1", [FACES / "obama2.jpg"])
+    results = Scanner(app).scan_paths([FACES / "obama3.jpg", FACES / "two_people.jpg"])
+    assert {m.case for r in results for m in r.matches} == {"C1", "C2"}
+    with app.db.session() as session:
+        addresses = [r.blob_address for r in session.execute(select(Reference)).scalars()]
+    counts = purge_case(app, "C1")
+    assert counts["references"] == 2 and counts["media"] == 1  # obama3 only; two_people is C2's too
+    with app.db.session() as session:
+        case = session.execute(select(Case).where(Case.code == "C1")).scalar_one()
+        assert case.status == "purged" and case.wrapped_key is None
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Reference).where(Reference.case_id == case.id)
+            )
+            == 0
+        )
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(ReferenceFace)
+                .where(ReferenceFace.case_id == case.id)
+            )
+            == 0
+        )
+        assert session.scalar(select(func.count()).select_from(Media)) == 1
+        assert session.execute(
+            select(AuditEvent).where(AuditEvent.action == "case.purged")
+        ).scalar_one()
+    assert not app.blobs.exists(addresses[0]) and not app.blobs.exists(addresses[2])
+    # After the purge, the person is no longer found; the other case still is.
+    again = Scanner(app).scan_paths([FACES / "obama3.jpg", FACES / "two_people.jpg"])
+    assert {m.case for r in again for m in r.matches} == {"C2"}
+    with pytest.raises(ConflictError):
+        add_faces(app, "C1", [FACES / "obama.jpg"])
+    with app.db.session() as session:
+        assert app.audit.verify(session).ok

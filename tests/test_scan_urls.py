@@ -1,0 +1,58 @@
+"""Scanning a URL: fetched safely, with the HTTP facts kept on the sighting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from conftest import FIXTURES, make_app, make_settings
+from safeeye.app import SafeEye
+from safeeye.db.models import Sighting
+from safeeye.pipeline.detectors import Detectors
+from safeeye.pipeline.scan import Scanner
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fixture_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(FIXTURES)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_private_addresses_are_refused_unless_allow_listed(
+    app: SafeEye,
+    fixture_server: str,
+    tmp_path,
+    detectors: Detectors,  # type: ignore[no-untyped-def]
+) -> None:
+    url = f"{fixture_server}/faces/biden.jpg"
+    (refused,) = Scanner(app).scan_inputs([url])
+    assert refused.error is not None and refused.error.startswith("blocked_address")
+
+    allowed = make_app(make_settings(tmp_path / "d2", fetch_allowlist=("127.0.0.1",)), detectors)
+    (result,) = Scanner(allowed).scan_inputs([url])
+    assert result.error is None and result.input == url and result.faces == 1
+    with allowed.db.session() as session:
+        sighting = session.execute(select(Sighting)).scalar_one()
+        assert sighting.location == url and sighting.http_status == 200
+        assert sighting.server_ip == "127.0.0.1" and "content-type" in {
+            k.lower() for k in sighting.http_headers or {}
+        }
+    allowed.close()
+
+
+def test_malformed_urls_get_a_clear_error(app: SafeEye) -> None:
+    results = Scanner(app).scan_inputs(["http://", "https://exa mple.com/x.jpg"])
+    assert all(r.error and r.error.split(":")[0] in {"bad_url", "dns"} for r in results), results
