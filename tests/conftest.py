@@ -58,9 +58,9 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def detectors() -> Detectors:
+def detectors(tmp_path_factory: pytest.TempPathFactory) -> Detectors:
     """The real models, loaded once for the whole test session."""
-    loaded = Detectors.from_settings(Settings(data_dir=Path("/nonexistent")))
+    loaded = Detectors.from_settings(Settings(data_dir=tmp_path_factory.mktemp("models")))
     loaded.load()
     return loaded
 

@@ -184,7 +184,10 @@ def scan(
     from safeeye.pipeline.scan import Scanner
 
     scanner = Scanner(_app(), workers=workers)
-    results = scanner.scan_inputs(inputs)
+    try:
+        results = scanner.scan_inputs(inputs)
+    finally:
+        scanner.close()
     if as_json:
         _emit([r.to_json() for r in results])
         return

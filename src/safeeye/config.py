@@ -37,7 +37,7 @@ class SamplingPlan:
     interval_seconds: float = 1.0
     keyframes: bool = True
     scene_changes: bool = True
-    scene_threshold: float = 0.35
+    scene_threshold: float = 0.07  # mean luma change of a 32x18 thumbnail; motion stays < 0.05
     min_gap_seconds: float = 0.4
 
 
@@ -63,8 +63,10 @@ class Settings(BaseSettings):
     pdq_min_quality: int = Field(default=50, ge=0, le=100)
     face_distance: float = Field(default=0.6, gt=0.0, le=2.0)
     face_detector: Literal["hog", "cnn"] = "hog"
-    face_upsample: int = Field(default=1, ge=0, le=3)
-    face_max_side: int = Field(default=1024, ge=160)
+    face_upsample: int = Field(default=0, ge=0, le=3)
+    face_max_side: int = Field(default=1280, ge=160)
+    face_small_side: int = Field(default=800, ge=0)
+    face_encoder: Literal["onnx", "dlib"] = "onnx"
     face_min_size: int = Field(default=40, ge=16)
     sexual_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 

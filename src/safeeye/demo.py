@@ -46,7 +46,11 @@ def run_demo(app: SafeEye, console: Console | None = None) -> dict[str, Any]:
     if not exists:
         create_case(app, DEMO_CASE, consent_basis="demo: public-figure test photos")
         add_faces(app, DEMO_CASE, [fixtures / p for p in FACE_REFERENCES])
-    results = Scanner(app).scan_paths([fixtures / p for p in SCAN])
+    scanner = Scanner(app)
+    try:
+        results = scanner.scan_paths([fixtures / p for p in SCAN])
+    finally:
+        scanner.close()
     summary = {"case": DEMO_CASE, "results": [r.to_json() for r in results]}
     if console is not None:
         table = Table("scanned", "type", "faces", "sexual", "matches (case:kind@distance, seconds)")

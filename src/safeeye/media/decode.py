@@ -96,12 +96,12 @@ def open_media(path: Path, limits: MediaLimits, sampling: SamplingPlan) -> Decod
             code="too_large",
         )
     found = sniff(head)
+    # Imported here because both modules import MediaInfo and DecodedMedia from this one.
     if found.kind == "image":
         from safeeye.media.images import open_image
 
         return open_image(path, found, limits, sampling)
     if found.kind == "video":
-        # PyAV is imported only when a video is seen.
         from safeeye.media.video import open_video
 
         return open_video(path, found, limits, sampling)
@@ -109,7 +109,7 @@ def open_media(path: Path, limits: MediaLimits, sampling: SamplingPlan) -> Decod
 
 
 def unsupported_message(found: Sniffed, path: Path) -> str:
-    """ "<what it is>, not an image or video", saying so when the name claims a media type."""
+    """Say what the file is instead, and that it is mislabelled when its name claims media."""
     message = f"the file is {found.description}, not an image or video"
     suffix = path.suffix.lower().lstrip(".")
     if suffix in MEDIA_EXTENSIONS:

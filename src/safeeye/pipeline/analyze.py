@@ -15,6 +15,7 @@ from safeeye.errors import MediaError
 from safeeye.matching.variants import VariantHash, query_hashes
 from safeeye.media.decode import MediaInfo, open_media
 from safeeye.media.frames import Frame
+from safeeye.media.video import VideoMedia
 from safeeye.pipeline.detectors import Detectors
 from safeeye.signals.faces import Face
 from safeeye.signals.hashes import ContentHashes, hash_file
@@ -82,21 +83,30 @@ def analyze_file(
     detectors: Detectors,
     limits: MediaLimits,
     sampling: SamplingPlan,
+    *,
+    hashes: ContentHashes | None = None,
+    segment: tuple[float, float | None] | None = None,
 ) -> MediaAnalysis:
     """Decode ``path`` and compute every signal of every selected frame.
 
-    Never raises for bad media: a ``MediaError`` is recorded on the result instead.
+    ``segment`` restricts a video to the frames in [start, end) seconds, so several workers
+    can share one video (join the parts with ``merge_parts``). Never raises for bad media:
+    a ``MediaError`` is recorded on the result instead.
     """
     timings: dict[str, float] = defaultdict(float)
-    with _timed(timings, "hashes"):
-        hashes = hash_file(path)
+    if hashes is None:
+        with _timed(timings, "hashes"):
+            hashes = hash_file(path)
     analysis = MediaAnalysis(hashes=hashes, timings=timings)
     try:
         with _timed(timings, "decode"):
             media = open_media(path, limits, sampling)
         with media:
             analysis.info = media.info
-            frames = media.frames()
+            if segment is not None and isinstance(media, VideoMedia):
+                frames = media.frames_between(*segment)
+            else:
+                frames = media.frames()
             while True:
                 with _timed(timings, "decode"):
                     frame = next(frames, None)
@@ -105,12 +115,39 @@ def analyze_file(
                 analysis.frames.append(analyze_frame(frame, detectors, timings))
     except MediaError as exc:
         analysis.error = exc
-    if analysis.info is not None and analysis.info.media_type == "video":
-        with _timed(timings, "hashes"):
-            analysis.vpdq = vpdq_from_frames(
-                (f.index, f.time, f.pdq) for f in analysis.frames if f.reason != "scene"
-            )
+    if segment is None:
+        finish(analysis)
     return analysis
+
+
+def merge_parts(parts: list[MediaAnalysis]) -> MediaAnalysis:
+    """One analysis from the analyses of consecutive segments of the same video."""
+    first = parts[0]
+    merged = MediaAnalysis(hashes=first.hashes, info=first.info)
+    seen: set[int] = set()
+    for part in parts:
+        for frame in part.frames:
+            if frame.index not in seen:
+                seen.add(frame.index)
+                merged.frames.append(frame)
+        for stage, seconds in part.timings.items():
+            merged.timings[stage] += seconds
+        if merged.error is None and part.error is not None:
+            merged.error = part.error
+        merged.info = merged.info or part.info
+    merged.frames.sort(key=lambda f: f.time)
+    finish(merged)
+    return merged
+
+
+def finish(analysis: MediaAnalysis) -> None:
+    """Whole-media signals computed from the frames: the vPDQ hash of a video."""
+    if analysis.info is not None and analysis.info.media_type == "video":
+        samples = [f for f in analysis.frames if f.reason == "sample"]
+        # vPDQ counts seconds from the first frame, as the reference implementation does.
+        origin = samples[0].time if samples else 0.0
+        with _timed(analysis.timings, "hashes"):
+            analysis.vpdq = vpdq_from_frames((f.index, f.time - origin, f.pdq) for f in samples)
 
 
 def analyze_frame(frame: Frame, detectors: Detectors, timings: dict[str, float]) -> FrameAnalysis:

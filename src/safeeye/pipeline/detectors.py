@@ -24,6 +24,10 @@ class Detectors:
             detector=settings.face_detector,
             upsample=settings.face_upsample,
             max_side=settings.face_max_side,
+            small_side=settings.face_small_side,
+            encoder=settings.face_encoder,
+            threads=threads or 1,
+            cache_dir=settings.data_dir / "models",
             min_size=settings.face_min_size,
         )
         return cls(faces=FaceAnalyzer(options), nudity=NudityDetector(threads=threads))

@@ -52,53 +52,64 @@ class InlineAnalyzer:
 
 
 class PoolAnalyzer:
-    """Analyses many files at once in worker processes; results come back in input order."""
+    """Analyses many files at once in worker processes that stay up between calls (each loads
+    the models once); results come back in input order."""
 
     def __init__(self, settings: Settings, workers: int | None = None) -> None:
         self.settings = settings
         self.workers = workers or worker_count(settings)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def warm_up(self) -> None:
+        """Start every worker and load its models now rather than on the first file."""
+        pool = self._executor()
+        list(pool.map(_ready, range(self.workers)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def analyze_all(self, paths: list[Path]) -> Iterator[MediaAnalysis]:
-        executor = self._executor()
-        try:
-            futures: list[Future[MediaAnalysis]] = [
-                executor.submit(_analyze_in_worker, str(p)) for p in paths
-            ]
-            timeout = self.settings.media_limits.decode_timeout_seconds
-            for path, future in zip(paths, futures, strict=True):
-                try:
-                    yield future.result(timeout=timeout)
-                except TimeoutError:
-                    yield _failed(path, "timeout", "analysis took too long and was stopped")
-                    executor = self._restart(executor, paths, futures, path)
-                except BrokenProcessPool:
-                    yield _failed(path, "crashed", "the decoder crashed on this file")
-                    executor = self._restart(executor, paths, futures, path)
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+        pool = self._executor()
+        futures: list[Future[MediaAnalysis]] = [
+            pool.submit(_analyze_in_worker, str(p)) for p in paths
+        ]
+        timeout = self.settings.media_limits.decode_timeout_seconds
+        for i, path in enumerate(paths):
+            try:
+                yield futures[i].result(timeout=timeout)
+            except TimeoutError:
+                yield _failed(path, "timeout", "analysis took too long and was stopped")
+                self._restart(paths, futures, i)
+            except BrokenProcessPool:
+                yield _failed(path, "crashed", "the decoder crashed on this file")
+                self._restart(paths, futures, i)
 
     def _executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.workers, initializer=_init_worker, initargs=(self.settings,)
-        )
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, initializer=_init_worker, initargs=(self.settings,)
+            )
+        return self._pool
 
     def _restart(
-        self,
-        executor: ProcessPoolExecutor,
-        paths: list[Path],
-        futures: list[Future[MediaAnalysis]],
-        failed: Path,
-    ) -> ProcessPoolExecutor:
-        """Kill the broken pool and resubmit every input after ``failed`` to a fresh one."""
-        for process in list(getattr(executor, "_processes", {}).values()):
-            process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
-        fresh = self._executor()
-        start = paths.index(failed) + 1
-        for i in range(start, len(paths)):
+        self, paths: list[Path], futures: list[Future[MediaAnalysis]], failed: int
+    ) -> None:
+        """Kill the broken pool and resubmit every unfinished input after ``failed``."""
+        if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        pool = self._executor()
+        for i in range(failed + 1, len(paths)):
             if _needs_retry(futures[i]):
-                futures[i] = fresh.submit(_analyze_in_worker, str(paths[i]))
-        return fresh
+                futures[i] = pool.submit(_analyze_in_worker, str(paths[i]))
+
+
+def _ready(_: int) -> bool:
+    return _worker_detectors is not None
 
 
 def _needs_retry(future: Future[MediaAnalysis]) -> bool:

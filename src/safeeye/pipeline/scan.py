@@ -63,7 +63,26 @@ class Scanner:
 
     def __init__(self, app: SafeEye, *, workers: int | None = None) -> None:
         self.app = app
-        self.workers = workers
+        self.workers = workers if workers is not None else app.settings.scan_workers
+        self._pool: PoolAnalyzer | None = None
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def warm_up(self) -> None:
+        """Load the models now (in every worker when scanning uses a pool)."""
+        if self.workers == 1:
+            self.app.detectors.load()
+        else:
+            self._pool_analyzer().warm_up()
+
+    def _pool_analyzer(self) -> PoolAnalyzer:
+        if self._pool is None:
+            self._pool = PoolAnalyzer(self.app.settings, self.workers or None)
+        return self._pool
 
     def scan_paths(
         self, paths: list[Path], facts: list[SightingFacts] | None = None
@@ -132,9 +151,9 @@ class Scanner:
                 path.unlink(missing_ok=True)
 
     def _analyzer(self, count: int) -> InlineAnalyzer | PoolAnalyzer:
-        workers = self.workers if self.workers is not None else self.app.settings.scan_workers
-        if count > 1 and workers != 1:
-            return PoolAnalyzer(self.app.settings, workers or None)
+        """The pool when it is running or worth starting (several files), else this process."""
+        if self.workers != 1 and (self._pool is not None or count > 1):
+            return self._pool_analyzer()
         return InlineAnalyzer(self.app.settings, self.app.detectors)
 
     def _reuse(self, path: Path, facts: SightingFacts) -> ScanResult | None:

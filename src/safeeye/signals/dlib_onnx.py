@@ -500,8 +500,11 @@ class OnnxFaceEncoder(LazyModel):
         except FileNotFoundError:
             pass
         model = convert(dat)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".dlib_onnx-", suffix=".tmp")
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".dlib_onnx-", suffix=".tmp")
+        except OSError:  # a read-only data dir only costs a conversion per process
+            return model
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(model)
@@ -519,6 +522,9 @@ class OnnxFaceEncoder(LazyModel):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning: on a small machine shared with decoding
+        # and detection, spinning threads steal the cores the other work needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             self.model_bytes(), options, providers=["CPUExecutionProvider"]
         )

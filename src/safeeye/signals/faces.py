@@ -43,21 +43,33 @@ class Face:
 
 @dataclass(frozen=True)
 class FaceOptions:
+    """How hard to look. HOG finds faces of about 80 px and more at the scale it runs on:
+    images are searched at up to ``max_side`` pixels, and small images (longest side at most
+    ``small_side``) are upsampled once more so their small faces are found too."""
+
     detector: Literal["hog", "cnn"] = "hog"
-    upsample: int = 1
-    max_side: int = 1024
+    upsample: int = 0
+    max_side: int = 1280
+    small_side: int = 800
     min_size: int = 40
+    encoder: Literal["onnx", "dlib"] = "onnx"
+    threads: int = 1
+    cache_dir: Path | None = None
 
 
 class FaceAnalyzer(LazyModel):
-    """Finds faces and embeds them. Thread-safe loading; one instance per process."""
+    """Finds faces and embeds them. Thread-safe loading; one instance per process.
+
+    The embedding network is dlib's ResNet either way: run by onnxruntime (the default; the
+    same weights converted exactly, about 13x faster than the BLAS-less dlib wheel) or by dlib.
+    """
 
     def __init__(self, options: FaceOptions | None = None) -> None:
         super().__init__()
         self.options = options or FaceOptions()
         self._detector: Any = None
         self._shape: Any = None
-        self._encoder: Any = None
+        self._encode: Any = None
 
     def _load(self) -> None:
         import dlib
@@ -70,36 +82,53 @@ class FaceAnalyzer(LazyModel):
         else:
             self._detector = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-        self._encoder = dlib.face_recognition_model_v1(
-            str(models / "dlib_face_recognition_resnet_model_v1.dat")
-        )
+        if self.options.encoder == "onnx":
+            from safeeye.signals.dlib_onnx import OnnxFaceEncoder
+
+            encoder = OnnxFaceEncoder(
+                cache_dir=self.options.cache_dir, threads=self.options.threads
+            )
+            encoder.load()
+            self._encode = encoder.encode
+        else:
+            network = dlib.face_recognition_model_v1(
+                str(models / "dlib_face_recognition_resnet_model_v1.dat")
+            )
+            self._encode = lambda chips: np.array(
+                [network.compute_face_descriptor(c) for c in chips], dtype=np.float32
+            ).reshape(-1, EMBEDDING_DIM)
 
     def predict(self, image: np.ndarray) -> list[Face]:
         """Every face of at least ``min_size`` pixels in ``image`` (RGB uint8), largest first."""
         self.load()
         scaled, scale = _fit(image, self.options.max_side)
-        boxes = self._detect(scaled)
-        faces: list[Face] = []
+        upsample = self.options.upsample
+        if max(scaled.shape[:2]) <= self.options.small_side:
+            upsample += 1
+        boxes = self._detect(scaled, upsample)
+        kept, chips = [], []
         for rect, score in boxes:
             if min(rect.width(), rect.height()) / scale < self.options.min_size:
                 continue
-            shape = self._shape(scaled, rect)
-            chip = _face_chip(scaled, shape)
-            embedding = np.asarray(self._encoder.compute_face_descriptor(chip), dtype=np.float32)
+            kept.append((rect, score))
+            chips.append(_face_chip(scaled, self._shape(scaled, rect)))
+        embeddings = self._encode(chips) if chips else np.zeros((0, EMBEDDING_DIM), np.float32)
+        faces: list[Face] = []
+        for (rect, score), embedding in zip(kept, embeddings, strict=True):
             box = (
                 round(rect.left() / scale),
                 round(rect.top() / scale),
                 round(rect.width() / scale),
                 round(rect.height() / scale),
             )
-            faces.append(Face(box=box, score=float(score), embedding=embedding))
+            faces.append(Face(box=box, score=float(score), embedding=embedding.astype(np.float32)))
         faces.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
         return faces
 
-    def _detect(self, image: np.ndarray) -> list[tuple[Any, float]]:
+    def _detect(self, image: np.ndarray, upsample: int) -> list[tuple[Any, float]]:
         if self.options.detector == "cnn":
-            return [(d.rect, d.confidence) for d in self._detector(image, self.options.upsample)]
-        rects, scores, _ = self._detector.run(image, self.options.upsample, 0.0)
+            return [(d.rect, d.confidence) for d in self._detector(image, upsample)]
+        rects, scores, _ = self._detector.run(image, upsample, 0.0)
         return list(zip(rects, scores, strict=True))
 
 
