@@ -493,3 +493,22 @@ def _ebml_vint(data: bytes, at: int) -> tuple[int | None, int]:
         value = (value << 8) | byte
     unknown = value == (1 << (7 * length)) - 1
     return (None if unknown else value), at + length
+
+
+def probe_duration(path: Path) -> float | None:
+    """The declared duration of a video file in seconds; None for anything else or on error.
+
+    Reads only headers (no frame is decoded); used to split long videos between workers.
+    """
+    from safeeye.media.sniff import SNIFF_BYTES, sniff
+
+    try:
+        with path.open("rb") as fh:
+            if sniff(fh.read(SNIFF_BYTES)).kind != "video":
+                return None
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None
+            return _duration(container, container.streams.video[0])
+    except (OSError, av.FFmpegError, ValueError):
+        return None

@@ -7,13 +7,18 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from safeeye.config import Settings
 from safeeye.errors import MediaError
-from safeeye.pipeline.analyze import MediaAnalysis, analyze_file
+from safeeye.media.video import probe_duration
+from safeeye.pipeline.analyze import MediaAnalysis, analyze_file, merge_parts
 from safeeye.pipeline.detectors import Detectors
-from safeeye.signals.hashes import hash_file
+from safeeye.signals.hashes import ContentHashes, hash_file
+
+# A video shorter than twice this is not worth splitting between workers.
+MIN_SEGMENT_SECONDS = 8.0
 
 _worker_detectors: Detectors | None = None
 _worker_settings: Settings | None = None
@@ -26,11 +31,31 @@ def _init_worker(settings: Settings) -> None:
     _worker_detectors.load()
 
 
-def _analyze_in_worker(path: str) -> MediaAnalysis:
+def _analyze_in_worker(
+    path: str, hashes: ContentHashes | None, segment: tuple[float, float | None] | None
+) -> MediaAnalysis:
     assert _worker_detectors is not None and _worker_settings is not None
+    settings = _worker_settings
     return analyze_file(
-        Path(path), _worker_detectors, _worker_settings.media_limits, _worker_settings.sampling
+        Path(path),
+        _worker_detectors,
+        settings.media_limits,
+        settings.sampling,
+        hashes=hashes,
+        segment=segment,
     )
+
+
+def video_segments(path: Path, workers: int) -> list[tuple[float, float | None]] | None:
+    """How to split a long video between ``workers`` processes, or None to analyse it whole."""
+    if workers < 2:
+        return None
+    duration = probe_duration(path)
+    if duration is None or duration < 2 * MIN_SEGMENT_SECONDS:
+        return None
+    parts = min(workers, int(duration // MIN_SEGMENT_SECONDS))
+    bounds = [duration * i / parts for i in range(parts)]
+    return [(start, bounds[i + 1] if i + 1 < parts else None) for i, start in enumerate(bounds)]
 
 
 def worker_count(settings: Settings) -> int:
@@ -44,10 +69,17 @@ class InlineAnalyzer:
         self.settings = settings
         self.detectors = detectors
 
-    def analyze_all(self, paths: list[Path]) -> Iterator[MediaAnalysis]:
-        for path in paths:
+    def analyze_all(
+        self, paths: list[Path], hashes: list[ContentHashes] | None = None
+    ) -> Iterator[MediaAnalysis]:
+        settings = self.settings
+        for i, path in enumerate(paths):
             yield analyze_file(
-                path, self.detectors, self.settings.media_limits, self.settings.sampling
+                path,
+                self.detectors,
+                settings.media_limits,
+                settings.sampling,
+                hashes=hashes[i] if hashes else None,
             )
 
 
@@ -70,21 +102,35 @@ class PoolAnalyzer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def analyze_all(self, paths: list[Path]) -> Iterator[MediaAnalysis]:
-        pool = self._executor()
-        futures: list[Future[MediaAnalysis]] = [
-            pool.submit(_analyze_in_worker, str(p)) for p in paths
+    def analyze_all(
+        self, paths: list[Path], hashes: list[ContentHashes] | None = None
+    ) -> Iterator[MediaAnalysis]:
+        """Analyses in input order; long videos are split into segments analysed in parallel."""
+        jobs = [
+            _Job(path, hashes[i] if hashes else None, video_segments(path, self.workers))
+            for i, path in enumerate(paths)
         ]
+        for job in jobs:
+            self._submit(job)
         timeout = self.settings.media_limits.decode_timeout_seconds
-        for i, path in enumerate(paths):
+        for i, job in enumerate(jobs):
             try:
-                yield futures[i].result(timeout=timeout)
+                parts = [future.result(timeout=timeout) for future in job.futures]
+                yield parts[0] if len(parts) == 1 else merge_parts(parts)
             except TimeoutError:
-                yield _failed(path, "timeout", "analysis took too long and was stopped")
-                self._restart(paths, futures, i)
+                yield _failed(job, "timeout", "analysis took too long and was stopped")
+                self._restart(jobs[i + 1 :])
             except BrokenProcessPool:
-                yield _failed(path, "crashed", "the decoder crashed on this file")
-                self._restart(paths, futures, i)
+                yield _failed(job, "crashed", "the decoder crashed on this file")
+                self._restart(jobs[i + 1 :])
+
+    def _submit(self, job: _Job) -> None:
+        pool = self._executor()
+        segments = job.segments or [None]
+        job.futures = [
+            pool.submit(_analyze_in_worker, str(job.path), job.hashes, segment)
+            for segment in segments
+        ]
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -93,19 +139,24 @@ class PoolAnalyzer:
             )
         return self._pool
 
-    def _restart(
-        self, paths: list[Path], futures: list[Future[MediaAnalysis]], failed: int
-    ) -> None:
-        """Kill the broken pool and resubmit every unfinished input after ``failed``."""
+    def _restart(self, pending: list[_Job]) -> None:
+        """Kill the broken pool and resubmit the unfinished jobs to a fresh one."""
         if self._pool is not None:
             for process in list(getattr(self._pool, "_processes", {}).values()):
                 process.kill()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        pool = self._executor()
-        for i in range(failed + 1, len(paths)):
-            if _needs_retry(futures[i]):
-                futures[i] = pool.submit(_analyze_in_worker, str(paths[i]))
+        for job in pending:
+            if any(_needs_retry(f) for f in job.futures):
+                self._submit(job)
+
+
+@dataclass
+class _Job:
+    path: Path
+    hashes: ContentHashes | None
+    segments: list[tuple[float, float | None]] | None
+    futures: list[Future[MediaAnalysis]] = field(default_factory=list)
 
 
 def _ready(_: int) -> bool:
@@ -118,5 +169,6 @@ def _needs_retry(future: Future[MediaAnalysis]) -> bool:
     return future.exception() is not None
 
 
-def _failed(path: Path, code: str, message: str) -> MediaAnalysis:
-    return MediaAnalysis(hashes=hash_file(path), error=MediaError(message, code=code))
+def _failed(job: _Job, code: str, message: str) -> MediaAnalysis:
+    hashes = job.hashes or hash_file(job.path)
+    return MediaAnalysis(hashes=hashes, error=MediaError(message, code=code))

@@ -9,7 +9,7 @@ from typing import Any
 from safeeye.app import SafeEye
 from safeeye.errors import MediaError, SafeEyeError
 from safeeye.pipeline.analyze import MediaAnalysis
-from safeeye.pipeline.pool import InlineAnalyzer, PoolAnalyzer
+from safeeye.pipeline.pool import InlineAnalyzer, PoolAnalyzer, video_segments, worker_count
 from safeeye.pipeline.record import (
     SightingFacts,
     find_scanned_media,
@@ -18,7 +18,7 @@ from safeeye.pipeline.record import (
     store_sighting,
     stored_analysis,
 )
-from safeeye.signals.hashes import hash_file
+from safeeye.signals.hashes import ContentHashes, hash_file
 
 
 @dataclass
@@ -90,20 +90,22 @@ class Scanner:
         """Scan each path; never raises for bad media (the error is on its result)."""
         facts = facts or [SightingFacts(location=str(p)) for p in paths]
         results: list[ScanResult | None] = [None] * len(paths)
-        todo: list[int] = []
+        todo: list[tuple[int, ContentHashes]] = []
         for i, path in enumerate(paths):
             problem = _unreadable(path)
             if problem is not None:
                 results[i] = ScanResult(input=str(path), error=problem.as_text())
                 continue
-            known = self._reuse(path, facts[i])
+            hashes = hash_file(path)
+            known = self._reuse(path, hashes, facts[i])
             if known is not None:
                 results[i] = known
             else:
-                todo.append(i)
-        analyzer = self._analyzer(len(todo))
-        todo_paths = [paths[i] for i in todo]
-        for i, analysis in zip(todo, analyzer.analyze_all(todo_paths), strict=True):
+                todo.append((i, hashes))
+        todo_paths = [paths[i] for i, _ in todo]
+        analyzer = self._analyzer(todo_paths)
+        analyses = analyzer.analyze_all(todo_paths, [h for _, h in todo])
+        for (i, _), analysis in zip(todo, analyses, strict=True):
             results[i] = self._record(paths[i], analysis, facts[i])
         return [r for r in results if r is not None]
 
@@ -150,17 +152,23 @@ class Scanner:
             for path in temporary:
                 path.unlink(missing_ok=True)
 
-    def _analyzer(self, count: int) -> InlineAnalyzer | PoolAnalyzer:
-        """The pool when it is running or worth starting (several files), else this process."""
-        if self.workers != 1 and (self._pool is not None or count > 1):
+    def _analyzer(self, paths: list[Path]) -> InlineAnalyzer | PoolAnalyzer:
+        """The worker pool when it runs already or pays off (several files, a long video)."""
+        if self.workers != 1 and (
+            self._pool is not None
+            or len(paths) > 1
+            or (paths and video_segments(paths[0], self._pool_analyzer_size()) is not None)
+        ):
             return self._pool_analyzer()
         return InlineAnalyzer(self.app.settings, self.app.detectors)
 
-    def _reuse(self, path: Path, facts: SightingFacts) -> ScanResult | None:
+    def _pool_analyzer_size(self) -> int:
+        return self.workers or worker_count(self.app.settings)
+
+    def _reuse(self, path: Path, hashes: ContentHashes, facts: SightingFacts) -> ScanResult | None:
         """Content scanned before is not analysed again: a new sighting, matched afresh."""
-        sha256 = hash_file(path).sha256
         with self.app.db.session() as session:
-            media = find_scanned_media(session, sha256)
+            media = find_scanned_media(session, hashes.sha256)
             if media is None:
                 return None
             analysis = stored_analysis(self.app, media)
