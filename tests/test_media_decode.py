@@ -20,7 +20,7 @@ from safeeye.errors import MediaError
 from safeeye.media.decode import DecodedMedia, MediaInfo, open_media
 from safeeye.media.frames import Frame
 from safeeye.media.sniff import sniff
-from safeeye.media.video import FramePicker, VideoMedia
+from safeeye.media.video import FramePicker, ShotCover, VideoMedia
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLIP = FIXTURES / "video" / "short_hamilton_clip.mp4"
@@ -300,10 +300,14 @@ def test_fixture_clip_yields_vpdq_samples_keyframes_and_cuts_in_order() -> None:
     # vPDQ's frames: every int(29.97 fps x 1 s) = 29th frame from the first picture.
     samples = [f.index for f in frames if f.reason == "sample"]
     assert samples == list(range(0, 275, 29))
-    # The three cuts of the clip (at 1.52, 3.59 and 7.89 s) are chosen too.
-    cuts = [round(f.time, 2) for f in frames if f.reason in ("scene", "keyframe")]
+    # Each of the three shots that start at cuts (1.52, 3.59 and 7.89 s) is analysed: at the
+    # cut itself, or by a sample less than half a second later (the same shot).
     for cut in (1.52, 3.59, 7.89):
-        assert any(abs(cut - t) < 0.05 for t in cuts), (cut, cuts)
+        assert any(
+            (f.reason != "sample" and abs(cut - f.time) < 0.05)
+            or (f.reason == "sample" and 0 <= f.time - cut <= 0.5)
+            for f in frames
+        ), cut
     assert all(f.image.shape == (360, 640, 3) for f in frames)
 
 
@@ -339,6 +343,23 @@ def test_frame_picker_samples_every_step_frames_and_drops_repeats_but_not_cuts()
     assert picker.choose(0.5, keyframe=False, scene_change=False, number=15) is None
     assert picker.choose(1.0, keyframe=False, scene_change=False, number=30) == "sample"
     assert picker.choose(1.6, keyframe=True, scene_change=False, number=48) == "keyframe"
+
+
+def test_a_cut_shortly_before_a_sample_is_covered_by_the_sample() -> None:
+    shots = ShotCover(lookahead=0.5)
+    image = np.zeros((2, 2, 3), np.uint8)
+
+    def frame(t: float, reason: str) -> Frame:
+        return Frame(index=round(t * 10), time=t, image=image, reason=reason)  # type: ignore[arg-type]
+
+    assert shots.push(frame(0.0, "sample"))[0].time == 0.0
+    assert shots.push(frame(0.7, "scene")) == []  # held back
+    assert [f.time for f in shots.push(frame(1.0, "sample"))] == [1.0]  # the cut is covered
+    assert shots.push(frame(1.2, "keyframe")) == []
+    assert [f.time for f in shots.passed(1.8)] == [1.2]  # no sample came in time
+    assert shots.push(frame(2.1, "scene")) == []
+    assert [f.time for f in shots.push(frame(2.3, "scene"))] == [2.1]  # a short shot is kept
+    assert [f.time for f in shots.flush()] == [2.3]
 
 
 def test_frame_picker_without_a_frame_rate_samples_by_time() -> None:
@@ -548,7 +569,7 @@ def test_video_yielding_more_frames_than_allowed_stops_midway_with_too_many_fram
         yielded.extend(media.frames())
 
     assert_clear(caught.value, "too_many_frames", "more than 20")
-    assert len(yielded) == 20
+    assert 15 <= len(yielded) <= 20  # a cut held back for its shot may not come out
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ class SamplingPlan:
     scene_changes: bool = True
     scene_threshold: float = 0.07  # mean luma change of a 32x18 thumbnail; motion stays < 0.05
     min_gap_seconds: float = 0.4
+    shot_lookahead_seconds: float = 0.5
 
 
 class Settings(BaseSettings):
