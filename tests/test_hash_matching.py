@@ -66,3 +66,35 @@ def test_the_identical_file_is_an_exact_match(
     (result,) = run(app, monkeypatch, "scan", str(FACES / "biden.jpg"))
     (match,) = [m for m in result["matches"] if m["kind"] == "hash"]
     assert match["case"] == "CASE-E" and match["distance"] == 0
+
+
+def _reencode_half_size(source: Path, target: Path) -> Path:
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        stream = src.streams.video[0]
+        video = out.add_stream("libx264", rate=stream.average_rate)
+        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "30"}
+        for frame in src.decode(stream):
+            small = frame.reformat(width=320, height=180, format="rgb24").to_ndarray()
+            for packet in video.encode(av.VideoFrame.from_ndarray(small, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return target
+
+
+def test_a_reencoded_copy_of_a_known_video_matches_frame_by_frame(
+    app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from conftest import VIDEO
+
+    run(app, monkeypatch, "case", "create", "CASE-V")
+    (outcome,) = run(app, monkeypatch, "case", "add-known", "CASE-V", str(VIDEO))
+    assert outcome["error"] is None and outcome["hashes"] >= 10
+    copy = _reencode_half_size(VIDEO, tmp_path / "reupload.mp4")
+    (result,) = run(app, monkeypatch, "scan", str(copy), str(FACES / "obama.jpg"))[:1]
+    (match,) = [m for m in result["matches"] if m["kind"] == "hash"]
+    assert match["case"] == "CASE-V" and match["distance"] <= 31
+    assert match["frame_count"] >= 8 and len(match["frames"]) == match["frame_count"]

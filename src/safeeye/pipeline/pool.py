@@ -3,6 +3,7 @@ that each load the models once. A worker that crashes or hangs costs one input, 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -97,6 +98,13 @@ class PoolAnalyzer:
         pool = self._executor()
         list(pool.map(_ready, range(self.workers)))
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the running workers (for monitoring)."""
+        if self._pool is None:
+            return []
+        return [p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid]
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -134,8 +142,13 @@ class PoolAnalyzer:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # Workers start from a fresh interpreter: forking a parent that already runs model
+            # threads (onnxruntime, a web server) can deadlock the child.
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, initializer=_init_worker, initargs=(self.settings,)
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.settings,),
             )
         return self._pool
 
