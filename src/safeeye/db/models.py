@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -145,7 +144,12 @@ class Media(Base):
 
 
 class Sighting(Base):
-    """One media file seen at one location at one time, with the facts of how it was seen."""
+    """One media file seen at one location: first and last time seen, how it was fetched.
+
+    A location holds one sighting per content (``location_key`` is the SHA-256 of the location,
+    so long URLs index well): seeing the same bytes there again updates ``last_seen_at``, while
+    changed content at the same URL is a new sighting.
+    """
 
     __tablename__ = "sightings"
 
@@ -153,11 +157,14 @@ class Sighting(Base):
     media_id: Mapped[int | None] = mapped_column(
         ForeignKey("media.id", ondelete="CASCADE"), index=True
     )
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(Text)
+    location_key: Mapped[str] = mapped_column(String(64))
     page_url: Mapped[str | None] = mapped_column(Text)
     final_url: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
     http_status: Mapped[int | None] = mapped_column(Integer)
     http_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     server_ip: Mapped[str | None] = mapped_column(String(64))
@@ -166,7 +173,7 @@ class Sighting(Base):
 
     media: Mapped[Media | None] = relationship()
 
-    __table_args__ = (Index("ix_sightings_location_sha256", "location", "sha256"),)
+    __table_args__ = (UniqueConstraint("location_key", "sha256"),)
 
 
 class MediaFrame(Base):

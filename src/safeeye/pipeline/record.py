@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,14 +169,33 @@ def stored_analysis(app: SafeEye, media: Media) -> MediaAnalysis:
     )
 
 
+def location_key(location: str) -> str:
+    """The key a location is indexed by (URLs can be longer than an index entry may be)."""
+    return hashlib.sha256(location.encode()).hexdigest()
+
+
 def store_sighting(
     session: Session, media: Media | None, analysis: MediaAnalysis, facts: SightingFacts
 ) -> Sighting:
-    """Record that this content was seen at ``facts.location`` now."""
+    """Record that this content was seen at ``facts.location`` now (once per location and
+    content: a repeat sighting only moves ``last_seen_at``)."""
+    key = location_key(facts.location)
+    sha256 = analysis.hashes.sha256
+    existing = session.execute(
+        select(Sighting).where(Sighting.location_key == key, Sighting.sha256 == sha256)
+    ).scalar_one_or_none()
+    if existing is not None:
+        existing.last_seen_at = utcnow()
+        existing.times_seen += 1
+        if existing.media_id is None and media is not None:
+            existing.media_id = media.id
+        session.flush()
+        return existing
     sighting = Sighting(
         media_id=media.id if media is not None else None,
-        sha256=analysis.hashes.sha256,
+        sha256=sha256,
         location=facts.location,
+        location_key=key,
         page_url=facts.page_url,
         final_url=facts.final_url,
         http_status=facts.http_status,
@@ -184,8 +204,11 @@ def store_sighting(
         evidence=facts.evidence or None,
         error=analysis.error.as_text() if analysis.error else None,
     )
-    session.add(sighting)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(sighting)
+    except DBIntegrityError:  # the same sighting was stored by another worker just now
+        return store_sighting(session, media, analysis, facts)
     return sighting
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 06:41:41.257071
+Create Date: 2026-11-25 06:59:23.169576
 """
 
 from __future__ import annotations
@@ -204,11 +204,14 @@ def upgrade() -> None:
         "sightings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("media_id", sa.Integer(), nullable=True),
-        sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("location", sa.Text(), nullable=False),
+        sa.Column("location_key", sa.String(length=64), nullable=False),
         sa.Column("page_url", sa.Text(), nullable=True),
         sa.Column("final_url", sa.Text(), nullable=True),
         sa.Column("seen_at", safeeye.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", safeeye.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("times_seen", sa.Integer(), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column(
             "http_headers",
@@ -226,9 +229,9 @@ def upgrade() -> None:
             ["media_id"], ["media.id"], name=op.f("fk_sightings_media_id_media"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sightings")),
+        sa.UniqueConstraint("location_key", "sha256", name=op.f("uq_sightings_location_key")),
     )
     with op.batch_alter_table("sightings", schema=None) as batch_op:
-        batch_op.create_index("ix_sightings_location_sha256", ["location", "sha256"], unique=False)
         batch_op.create_index(batch_op.f("ix_sightings_media_id"), ["media_id"], unique=False)
 
     op.create_table(
@@ -308,7 +311,6 @@ def downgrade() -> None:
     op.drop_table("reference_faces")
     with op.batch_alter_table("sightings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sightings_media_id"))
-        batch_op.drop_index("ix_sightings_location_sha256")
 
     op.drop_table("sightings")
     with op.batch_alter_table("media_frames", schema=None) as batch_op:
