@@ -49,6 +49,7 @@ _TRIM_TEXT = 0.35  # a text line inside a bar still shows at least this share of
 _TRIM_MAX_GAP = 0.12  # longest run of text lines between solid lines, as a share of the side
 _TRIM_SAMPLES = 192  # pixels sampled along each line
 _TRIM_PASSES = 4
+_TRIM_BLOCK = 32  # lines measured at a time
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,13 @@ def _bar_depth(strip: np.ndarray) -> int:
     colour = np.median(strip[:2].reshape(-1, strip.shape[2]), axis=0).astype(np.int16)
     if _share_near(strip[:1], colour)[0] < _TRIM_SOLID:
         return 0  # the common case, decided without reading the rest of the strip
-    share = _share_near(strip, colour)
     max_gap = max(2, int(lines / _TRIM_MAX_FRACTION * _TRIM_MAX_GAP))
     depth = 1
+    share = np.ones(1)
     for i in range(1, lines):
+        if i >= len(share):  # measured in blocks: a bar usually ends long before the strip
+            block = _share_near(strip[len(share) : len(share) + _TRIM_BLOCK], colour)
+            share = np.concatenate([share, block])
         if share[i] >= _TRIM_SOLID:
             depth = i + 1
         elif share[i] < _TRIM_TEXT or i - depth >= max_gap:
@@ -154,5 +158,9 @@ def _bar_depth(strip: np.ndarray) -> int:
 
 def _share_near(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Per line, the share of pixels within the tolerance of ``colour`` in every channel."""
-    near = np.abs(lines.astype(np.int16) - colour).max(axis=2) <= _TRIM_TOLERANCE
+    diff = np.abs(lines.astype(np.int16) - colour) <= _TRIM_TOLERANCE
+    # Channel by channel: numpy reduces a length-3 last axis slowly.
+    near = diff[..., 0]
+    for channel in range(1, diff.shape[2]):
+        near = near & diff[..., channel]
     return near.mean(axis=1)
