@@ -76,12 +76,15 @@ class DecodedMedia(ABC):
         self.close()
 
 
-def open_media(path: Path, limits: MediaLimits, sampling: SamplingPlan) -> DecodedMedia:
+def open_media(
+    path: Path, limits: MediaLimits, sampling: SamplingPlan, *, threads: int = 0
+) -> DecodedMedia:
     """Open ``path`` as an image or video after checking size, real format and declared size.
 
     The format comes from the file's bytes, never its name. Raises ``MediaError`` before any
     pixel is decoded when the file is empty, too large, not media, unreadable, or declares
-    more pixels, seconds or frames than ``limits`` allow.
+    more pixels, seconds or frames than ``limits`` allow. ``threads`` caps the video decoder's
+    threads (0: FFmpeg's choice; 1 in a worker pool, where other workers use the other cores).
     """
     path = Path(path)
     # A missing or unreadable file is the caller's problem, not the media's: OSError propagates.
@@ -104,7 +107,7 @@ def open_media(path: Path, limits: MediaLimits, sampling: SamplingPlan) -> Decod
     if found.kind == "video":
         from safeeye.media.video import open_video
 
-        return open_video(path, found, limits, sampling)
+        return open_video(path, found, limits, sampling, threads=threads)
     raise MediaError(unsupported_message(found, path), code="unsupported")
 
 

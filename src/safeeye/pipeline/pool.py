@@ -44,6 +44,7 @@ def _analyze_in_worker(
         settings.sampling,
         hashes=hashes,
         segment=segment,
+        decode_threads=1,  # the other workers keep the other cores busy
     )
 
 

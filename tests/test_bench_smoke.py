@@ -1,0 +1,29 @@
+"""The benchmarks still run (tiny inputs; their timings are printed, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_scan_benchmark_prints_its_headline_figures() -> None:
+    out = _run("bench/scan.py", "--quick", "--photos", "4", "--video-seconds", "10")
+    lines = out.splitlines()
+    assert any(line.startswith("images_per_second: ") for line in lines), out
+    assert any(line.startswith("video_x_realtime: ") for line in lines), out
+
+
+def test_face_calibration_prints_a_threshold() -> None:
+    out = _run("bench/face_calibration.py")
+    assert "calibrated_face_distance: " in out
