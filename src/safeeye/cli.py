@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 case_app = typer.Typer(no_args_is_help=True, help="Cases: register victims and their references.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+source_app = typer.Typer(no_args_is_help=True, help="Sources: the places safeeye watches.")
 app.add_typer(case_app, name="case")
 app.add_typer(audit_app, name="audit")
+app.add_typer(source_app, name="source")
 
 console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -221,6 +223,217 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _visit_now(source_id: int) -> Any:
+    from safeeye.ingest.monitor import Monitor
+
+    monitor = Monitor(_app())
+    try:
+        return monitor.visit(source_id)
+    finally:
+        monitor.close()
+
+
+def _print_visits(reports: list[Any], as_json: bool) -> None:
+    if as_json:
+        _emit({"visits": [r.to_json() for r in reports], "totals": _totals(reports)})
+        return
+    table = Table(
+        "source",
+        "kind",
+        "status",
+        "pages",
+        "media",
+        "new",
+        "unchanged",
+        "failed",
+        "matches",
+        "seconds",
+    )
+    for r in reports:
+        table.add_row(
+            str(r.source_id),
+            r.kind,
+            r.status,
+            str(r.pages),
+            str(r.media_found),
+            str(r.media_new),
+            str(r.unchanged),
+            str(r.failures),
+            str(r.matches),
+            f"{r.seconds:.1f}",
+        )
+    Console().print(table)
+    for r in reports:
+        for error in r.errors[:5]:
+            console.print(f"[yellow]source {r.source_id}[/yellow] {error}")
+
+
+def _totals(reports: list[Any]) -> dict[str, int]:
+    keys = ("pages", "media_found", "media_new", "unchanged", "failures", "matches")
+    return {k: sum(getattr(r, k) for r in reports) for k in keys}
+
+
+@source_app.command("add")
+def source_add(
+    target: Annotated[str, typer.Argument(help="A URL (page or media), or a local folder.")],
+    crawl: Annotated[bool, typer.Option("--crawl", help="Crawl the site from this URL.")] = False,
+    depth: Annotated[int, typer.Option(help="Crawl depth (links from the start page).")] = 3,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="Path pattern pages must match (repeatable), e.g. '/gallery/**'."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Path pattern to skip (repeatable).")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Visit again after this long: 30s, 10m, 2h, 1d.")
+    ] = None,
+    max_pages: Annotated[int, typer.Option(help="Pages fetched per visit at most.")] = 500,
+    no_robots: Annotated[
+        bool, typer.Option("--no-robots", help="Ignore robots.txt (only with a legal basis).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Watch a URL, a whole site (--crawl) or a local folder."""
+    from safeeye.ingest.service import add_source, parse_interval
+
+    try:
+        interval = parse_interval(every) if every else None
+        if Path(target).expanduser().is_dir():
+            source = add_source(_app(), "folder", target, interval_seconds=interval)
+        else:
+            config: dict[str, Any] = {"obey_robots": not no_robots}
+            if crawl:
+                config.update(
+                    depth=depth, max_pages=max_pages, include=scope or [], exclude=exclude or []
+                )
+            source = add_source(
+                _app(),
+                "crawl" if crawl else "url",
+                target,
+                config=config,
+                interval_seconds=interval,
+            )
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(
+            {
+                "id": source.id,
+                "kind": source.kind,
+                "locator": source.locator,
+                "interval_seconds": source.interval_seconds,
+                "config": source.config,
+            }
+        )
+    else:
+        console.print(f"source {source.id} ({source.kind}) added: {source.locator}")
+
+
+@source_app.command("import-telegram")
+def source_import_telegram(
+    export_dir: Annotated[Path, typer.Argument(help="The folder Telegram Desktop exported.")],
+    username: Annotated[
+        list[str] | None, typer.Option(help="CHAT_ID=username of a public chat (repeatable).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a Telegram Desktop chat export (JSON): scan every photo and video in it now."""
+    from safeeye.ingest.service import add_source
+
+    usernames = dict(item.split("=", 1) for item in (username or []) if "=" in item)
+    try:
+        source = add_source(_app(), "telegram", str(export_dir), config={"usernames": usernames})
+        report = _visit_now(source.id)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    _print_visits([report] if report else [], as_json)
+
+
+@source_app.command("upload")
+def source_upload(
+    files: Annotated[list[Path] | None, typer.Argument(help="Files to scan.")] = None,
+    url_list: Annotated[
+        Path | None, typer.Option("--urls", help="A text file with one URL per line.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand in files and URLs directly; they are fetched, scanned and kept as sightings."""
+    from safeeye.ingest.service import add_source
+
+    urls = []
+    if url_list is not None:
+        urls = [
+            line.strip()
+            for line in url_list.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+    config = {"files": [str(f.resolve()) for f in files or []], "urls": urls}
+    try:
+        source = add_source(_app(), "upload", "upload", config=config)
+        report = _visit_now(source.id)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    _print_visits([report] if report else [], as_json)
+
+
+@source_app.command("list")
+def source_list(as_json: JsonOpt = False) -> None:
+    """Every source with when it is due and what its last visit found."""
+    from safeeye.ingest.service import list_sources
+
+    sources = list_sources(_app())
+    if as_json:
+        _emit([asdict(s) for s in sources])
+        return
+    table = Table("id", "kind", "what", "every", "next due", "last", "sightings")
+    for s in sources:
+        table.add_row(
+            str(s.id),
+            s.kind,
+            s.description,
+            f"{s.interval_seconds}s" if s.interval_seconds else "once",
+            (s.next_due_at or "-")[:19],
+            s.last_status or "-",
+            str(s.sightings),
+        )
+    Console().print(table)
+
+
+@app.command("discover")
+def discover(
+    once: Annotated[bool, typer.Option("--once", help="Visit what is due now, then stop.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Visit every due source, fetch new media, scan and match it; keeps running unless --once."""
+    import signal
+    import threading
+
+    from safeeye.ingest.monitor import Monitor
+
+    monitor = Monitor(_app())
+    try:
+        if once:
+            _print_visits(monitor.run_once(), as_json)
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        if not as_json:
+            console.print("watching sources; Ctrl-C stops")
+
+        def show(report: Any) -> None:
+            if as_json:
+                sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_visits([report], False)
+
+        monitor.run_forever(stop, on_visit=show)
+    finally:
+        monitor.close()
 
 
 @app.command("demo")

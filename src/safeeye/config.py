@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     fetch_allowlist: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Hosts or networks that may be fetched although private."
     )
+    fetch_host_interval: float = Field(
+        default=0.5, ge=0.0, description="Seconds between two requests to one host."
+    )
+    fetch_total_timeout: float = Field(default=120.0, gt=0.0)
+    fetch_max_page_bytes: int = Field(default=20 * 1024**2, gt=0)
     scan_workers: int = Field(default=0, ge=0, description="0: one per CPU core.")
 
     @field_validator("fetch_allowlist", mode="before")

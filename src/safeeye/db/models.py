@@ -157,6 +157,9 @@ class Sighting(Base):
     media_id: Mapped[int | None] = mapped_column(
         ForeignKey("media.id", ondelete="CASCADE"), index=True
     )
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), index=True
+    )
     sha256: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(Text)
     location_key: Mapped[str] = mapped_column(String(64))
@@ -174,6 +177,88 @@ class Sighting(Base):
     media: Mapped[Media | None] = relationship()
 
     __table_args__ = (UniqueConstraint("location_key", "sha256"),)
+
+
+class Source(Base):
+    """Where to look: a URL, a site within a scope, a feed, a Telegram export, a folder."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # url|crawl|telegram|folder|upload
+    locator: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)  # None: visit once
+    enabled: Mapped[bool] = mapped_column(default=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_visit_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Visit(Base):
+    """One monitoring cycle over one source; a visit left "running" by a killed monitor is
+    marked "interrupted" at the next start and the source is visited again."""
+
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    media_found: Mapped[int] = mapped_column(Integer, default=0)
+    media_new: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class UrlState(Base):
+    """What the last fetch of one URL (or file) of a source found: for conditional re-fetch,
+    to skip unchanged content, and to record what failed and why."""
+
+    __tablename__ = "url_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    location: Mapped[str] = mapped_column(Text)
+    location_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # page|media
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    fingerprint: Mapped[str | None] = mapped_column(String(128))  # size:mtime of a local file
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(16))  # ok|unchanged|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("source_id", "location_key"),)
+
+
+class Page(Base):
+    """Evidence of a page as fetched: its HTML (encrypted blob) and the HTTP facts."""
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    http_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    server_ip: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_address: Mapped[str | None] = mapped_column(String(64))
+    screenshot_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class MediaFrame(Base):

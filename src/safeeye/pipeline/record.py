@@ -38,6 +38,7 @@ class SightingFacts:
     http_headers: dict[str, str] | None = None
     server_ip: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    source_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def store_sighting(
         return existing
     sighting = Sighting(
         media_id=media.id if media is not None else None,
+        source_id=facts.source_id,
         sha256=sha256,
         location=facts.location,
         location_key=key,

@@ -49,6 +49,7 @@ class ScanResult:
     media_id: int | None = None
     sighting_id: int | None = None
     reused: bool = False
+    new_sighting: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -183,6 +184,7 @@ class Scanner:
             media = store_media(app, session, path, analysis)
             sighting = store_sighting(session, media, analysis, facts)
             result.sighting_id = sighting.id
+            result.new_sighting = sighting.times_seen == 1
             if media is not None:
                 result.media_id = media.id
             if media is not None and media.status == "scanned":

@@ -1,0 +1,384 @@
+"""The site crawl: breadth-first discovery of every image and video within a ``CrawlScope``.
+
+Pure logic: the caller's ``fetch_page`` does all I/O (and robots.txt, rate limits, address
+checks), so the crawl runs the same against the network, a local server or a dict in a test.
+``crawl`` yields events as it goes; its ``CrawlState`` is plain data that can be saved with
+``to_json`` between events and handed back to resume.
+
+Defences against crawler traps (generated link mazes, calendars, session ids in URLs): the depth
+and page limits, URL normalisation (which drops session and tracking parameters), a cap on
+distinct query strings per path, a page budget per path prefix (host plus first directory, so
+that one endless section cannot starve the rest of the site), a cap on path segments, and
+refusing paths whose segments repeat (``/a/b/a/b/a/b/a``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+from urllib.parse import urlsplit
+
+from safeeye.errors import SafeEyeError
+from safeeye.ingest.feeds import parse_feed
+from safeeye.ingest.links import MediaLink, charset_of, extract_links
+from safeeye.ingest.scope import CrawlScope
+from safeeye.ingest.sitemaps import parse_sitemap, xml_root_name
+from safeeye.ingest.urls import normalize_url
+
+PageKind = Literal["html", "sitemap", "feed", "other"]
+Role = Literal["page", "sitemap", "feed"]
+_MAX_SEGMENT_REPEATS = 3
+_SITEMAP_ROOTS = frozenset({"urlset", "sitemapindex"})
+_FEED_ROOTS = frozenset({"rss", "feed", "RDF"})
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """What the caller's fetch function returns for one URL (after following redirects)."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str | None
+    body: bytes
+    kind: PageKind
+
+
+@dataclass(frozen=True)
+class CrawlLimits:
+    """Bounds on one crawl. ``max_pages`` counts every fetch (sitemaps, feeds and failures too)."""
+
+    max_depth: int = 3
+    max_pages: int = 500
+    max_media: int = 20000
+    max_url_length: int = 2048
+    max_query_variants_per_path: int = 20
+    max_seconds: float | None = None
+    max_pages_per_prefix: int = 250
+    max_path_segments: int = 16
+
+
+@dataclass(frozen=True)
+class PageVisited:
+    """A page, feed or sitemap was fetched and read; ``url`` is where it ended up."""
+
+    url: str
+    depth: int
+    status: int
+    links_found: int
+
+
+@dataclass(frozen=True)
+class MediaFound:
+    """An in-scope image or video, reported once per URL; ``depth`` is its page's depth."""
+
+    link: MediaLink
+    depth: int
+
+
+@dataclass(frozen=True)
+class PageFailed:
+    """A URL that could not be fetched or read; the crawl goes on without it."""
+
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LimitReached:
+    """A limit stopped the crawl (``max_pages``, ``max_media``, ``max_seconds``) or pruned it
+    (``max_depth``, ``max_query_variants_per_path``, ``max_pages_per_prefix``, ...)."""
+
+    which: str
+    detail: str = ""
+
+
+CrawlEvent = PageVisited | MediaFound | PageFailed | LimitReached
+FetchPage = Callable[[str], FetchedPage | None]
+
+
+@dataclass(frozen=True)
+class QueuedUrl:
+    """A URL waiting in the frontier: what it is expected to be and who linked to it."""
+
+    url: str
+    depth: int
+    role: Role
+    referrer: str | None = None
+
+
+@dataclass
+class CrawlState:
+    """The crawl's progress as plain data: save it with ``to_json`` and resume with it.
+
+    The URL at the head of ``frontier`` leaves it only after all its events were yielded, so a
+    crawl stopped mid-page (or after its state was saved mid-page) reads that page again.
+    """
+
+    frontier: deque[QueuedUrl] = field(default_factory=deque)
+    seen: set[str] = field(default_factory=set)
+    media_seen: set[str] = field(default_factory=set)
+    pages_fetched: int = 0
+    query_variants: dict[str, int] = field(default_factory=dict)
+    prefix_pages: dict[str, int] = field(default_factory=dict)
+    limits_reported: set[str] = field(default_factory=set)
+
+    def to_json(self) -> str:
+        """The state as a JSON document."""
+        return json.dumps(
+            {
+                "version": 1,
+                "frontier": [[q.url, q.depth, q.role, q.referrer] for q in self.frontier],
+                "seen": sorted(self.seen),
+                "media_seen": sorted(self.media_seen),
+                "pages_fetched": self.pages_fetched,
+                "query_variants": self.query_variants,
+                "prefix_pages": self.prefix_pages,
+                "limits_reported": sorted(self.limits_reported),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> CrawlState:
+        """The state saved by ``to_json``; ValueError if ``text`` is not one."""
+        try:
+            data = json.loads(text)
+            if data.get("version") != 1:
+                raise ValueError("unknown crawl state version")
+            frontier = deque(
+                QueuedUrl(str(url), int(depth), role, None if ref is None else str(ref))
+                for url, depth, role, ref in data["frontier"]
+                if role in ("page", "sitemap", "feed")
+            )
+            return cls(
+                frontier=frontier,
+                seen=set(map(str, data["seen"])),
+                media_seen=set(map(str, data["media_seen"])),
+                pages_fetched=int(data["pages_fetched"]),
+                query_variants={str(k): int(v) for k, v in data["query_variants"].items()},
+                prefix_pages={str(k): int(v) for k, v in data["prefix_pages"].items()},
+                limits_reported=set(map(str, data["limits_reported"])),
+            )
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a crawl state: {exc}") from exc
+
+
+def page_kind(content_type: str | None, body: bytes) -> PageKind:
+    """How to read a response: by its Content-Type, then by its first element (for XML)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime in ("text/html", "application/xhtml+xml"):
+        return "html"
+    if mime.startswith(("image/", "video/", "audio/")):
+        return "other"
+    root = xml_root_name(body)
+    if root in _SITEMAP_ROOTS:
+        return "sitemap"
+    if root in _FEED_ROOTS:
+        return "feed"
+    head = body[:1024].lower()
+    if root == "html" or b"<html" in head or b"<!doctype html" in head:
+        return "html"
+    return "other"
+
+
+def crawl(
+    seeds: Iterable[str],
+    scope: CrawlScope,
+    limits: CrawlLimits,
+    fetch_page: FetchPage,
+    *,
+    sitemaps: bool = True,
+    feeds: bool = True,
+    state: CrawlState | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[CrawlEvent]:
+    """Crawl from ``seeds`` breadth-first within ``scope`` and ``limits``, yielding events.
+
+    Seeds are depth 0. With ``sitemaps``, ``/sitemap.xml`` of each seed's host is read too
+    (its pages are depth 1); with ``feeds``, feeds a page declares are followed. Every fetched
+    body is read by its kind (HTML, sitemap, feed); an image or video served at a page URL is
+    reported as media of the page that linked it. No normalised URL is fetched twice, and each
+    media URL is reported once. A fetch that returns None or raises is a ``PageFailed``.
+    Pass a ``state`` (fresh or from ``CrawlState.from_json``) to observe or resume the crawl.
+    """
+    crawler = _Crawler(scope, limits, fetch_page, feeds, state or CrawlState())
+    return crawler.run(list(seeds), sitemaps, clock)
+
+
+class _Crawler:
+    def __init__(
+        self,
+        scope: CrawlScope,
+        limits: CrawlLimits,
+        fetch_page: FetchPage,
+        feeds: bool,
+        state: CrawlState,
+    ) -> None:
+        self.scope = scope
+        self.limits = limits
+        self.fetch_page = fetch_page
+        self.feeds = feeds
+        self.state = state
+        self.stopped: str | None = None
+
+    def run(
+        self, seeds: list[str], sitemaps: bool, clock: Callable[[], float]
+    ) -> Iterator[CrawlEvent]:
+        start = clock()
+        origins: dict[str, None] = {}
+        for seed in seeds:
+            url = self._normalize(seed)
+            if url is None:
+                yield PageFailed(seed[:200], "not a crawlable http(s) URL")
+                continue
+            if not self.scope.allows_page(url):
+                yield PageFailed(url, "seed is out of scope")
+                continue
+            origins.setdefault(url[: url.index("/", url.index("//") + 2)])
+            yield from self._offer(url, 0, "page", None)
+        if sitemaps:
+            for origin in origins:
+                yield from self._offer(f"{origin}/sitemap.xml", 0, "sitemap", None)
+        frontier = self.state.frontier
+        while frontier:
+            if self.state.pages_fetched >= self.limits.max_pages:
+                yield LimitReached("max_pages")
+                return
+            seconds = self.limits.max_seconds
+            if seconds is not None and clock() - start >= seconds:
+                yield LimitReached("max_seconds")
+                return
+            yield from self._visit(frontier[0])
+            if self.stopped:
+                yield LimitReached(self.stopped)
+                return
+            frontier.popleft()
+
+    def _normalize(self, url: str, base: str | None = None) -> str | None:
+        return normalize_url(url, base, max_length=self.limits.max_url_length)
+
+    def _visit(self, queued: QueuedUrl) -> Iterator[CrawlEvent]:
+        self.state.pages_fetched += 1
+        try:
+            page = self.fetch_page(queued.url)
+        except Exception as exc:  # one page's failure, whatever it is, must not end the crawl
+            reason = exc.as_text() if isinstance(exc, SafeEyeError) else type(exc).__name__
+            yield PageFailed(queued.url, f"fetch raised {reason}")
+            return
+        if page is None:
+            yield PageFailed(queued.url, "fetch failed")
+            return
+        if page.status >= 400:
+            yield PageFailed(queued.url, f"HTTP {page.status}")
+            return
+        url = self._normalize(page.final_url) or queued.url
+        if url != queued.url:
+            allowed = self.scope.allows_page if queued.role == "page" else self.scope.allows_index
+            if not allowed(url):
+                yield PageFailed(queued.url, "redirected out of scope")
+                return
+            if url in self.state.seen:  # a redirect to a page queued or read on its own
+                yield PageVisited(url, queued.depth, page.status, 0)
+                return
+            self.state.seen.add(url)
+        try:
+            offers, media = self._read(page, url, queued)
+        except SafeEyeError as exc:
+            yield PageFailed(url, exc.as_text())
+            return
+        pruned = [event for offer in offers for event in self._offer(*offer)]
+        yield PageVisited(url, queued.depth, page.status, len(offers) + len(media))
+        yield from pruned
+        for link in media:
+            found = self._media(link, queued.depth)
+            if self.stopped:
+                return
+            if found is not None:
+                yield found
+
+    def _read(
+        self, page: FetchedPage, url: str, queued: QueuedUrl
+    ) -> tuple[list[tuple[str, int, Role, str]], list[MediaLink]]:
+        """The URLs to offer to the frontier and the media linked, by the body's kind."""
+        depth = queued.depth
+        kind = page.kind
+        if kind != "html":
+            sniffed = page_kind(page.content_type, page.body)
+            kind = sniffed if sniffed != "other" else kind
+        if kind == "html":
+            links = extract_links(page.body, url, charset_of(page.content_type))
+            offers: list[tuple[str, int, Role, str]] = [
+                (u, depth + 1, "page", url) for u in links.pages
+            ]
+            if self.feeds:
+                offers += [(u, depth + 1, "feed", url) for u in links.feeds]
+            return offers, list(links.media)
+        if kind == "sitemap":
+            sitemap = parse_sitemap(page.body, url)
+            offers = [(u, depth, "sitemap", url) for u in sitemap.sitemaps]
+            offers += [(u, depth + 1, "page", url) for u in sitemap.pages]
+            media = [m for m in sitemap.media if self.scope.allows_page(m.page_url)]
+            return offers, media
+        if kind == "feed":
+            feed = parse_feed(page.body, url)
+            media = [
+                m if self.scope.allows_page(m.page_url) else replace(m, page_url=url)
+                for m in feed.media
+            ]
+            return [(u, depth + 1, "page", url) for u in feed.pages], media
+        mime = (page.content_type or "").split(";", 1)[0].strip().lower()
+        if mime.startswith(("image/", "video/")):
+            return [], [MediaLink(url, queued.referrer or url, "direct")]
+        return [], []
+
+    def _offer(self, url: str, depth: int, role: Role, referrer: str | None) -> list[LimitReached]:
+        """Queue ``url`` unless seen, out of scope or caught by a trap defence."""
+        state, limits = self.state, self.limits
+        if url in state.seen:
+            return []
+        if depth > limits.max_depth:
+            return self._limit("max_depth")
+        allowed = self.scope.allows_page if role == "page" else self.scope.allows_index
+        if not allowed(url):
+            return []
+        parts = urlsplit(url)
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) > limits.max_path_segments:
+            return self._limit("max_path_segments")
+        if segments and max(Counter(segments).values()) > _MAX_SEGMENT_REPEATS:
+            return self._limit("repeating_path")
+        path_key = parts.netloc + parts.path
+        variants = state.query_variants.get(path_key, 0)
+        if parts.query and variants >= limits.max_query_variants_per_path:
+            return self._limit("max_query_variants_per_path", path_key)
+        directory = parts.path.rsplit("/", 1)[0].split("/")
+        prefix = f"{parts.netloc}/{directory[1] if len(directory) > 1 else ''}"
+        if state.prefix_pages.get(prefix, 0) >= limits.max_pages_per_prefix:
+            return self._limit("max_pages_per_prefix", prefix)
+        if parts.query:
+            state.query_variants[path_key] = variants + 1
+        state.prefix_pages[prefix] = state.prefix_pages.get(prefix, 0) + 1
+        state.seen.add(url)
+        state.frontier.append(QueuedUrl(url, depth, role, referrer))
+        return []
+
+    def _limit(self, which: str, detail: str = "") -> list[LimitReached]:
+        key = f"{which}|{detail}"
+        if key in self.state.limits_reported:
+            return []
+        self.state.limits_reported.add(key)
+        return [LimitReached(which, detail)]
+
+    def _media(self, link: MediaLink, depth: int) -> MediaFound | None:
+        seen = self.state.media_seen
+        if link.url in seen or not self.scope.allows_media(link.url):
+            return None
+        if len(seen) >= self.limits.max_media:
+            self.stopped = "max_media"
+            return None
+        seen.add(link.url)
+        return MediaFound(link, depth)

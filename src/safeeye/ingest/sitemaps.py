@@ -1,0 +1,216 @@
+"""Sitemaps (sitemaps.org urlset and sitemapindex, gzip or plain, image and video extensions),
+and the hardened XML reading that sitemaps and feeds share.
+
+XML from the web is hostile input: a document with an internal DTD subset or any entity
+declaration is refused before expansion (billion laughs, external entities), gzip bodies are
+decompressed only up to a cap, and element nesting is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+from xml.parsers import expat
+
+from safeeye.errors import SafeEyeError
+from safeeye.ingest.links import MediaLink
+from safeeye.ingest.urls import normalize_url
+
+MAX_XML_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit on an uncompressed sitemap
+MAX_ENTRIES = 50_000  # the sitemaps.org limit on URLs per sitemap
+MAX_DEPTH = 64
+MAX_TEXT = 256 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# (namespace URI, local name, attributes, direct text) of an element that has just ended, and
+# the local names of its ancestors (outermost first).
+EndHandler = Callable[[str, str, dict[str, str], str, tuple[str, ...]], None]
+
+
+class XmlRejected(SafeEyeError):
+    """An XML document (sitemap or feed) that is malformed, too large or dangerous to expand."""
+
+    code = "xml"
+
+
+@dataclass(frozen=True)
+class Sitemap:
+    """A parsed sitemap: page URLs, child sitemaps (an index) and the media it lists."""
+
+    kind: Literal["urlset", "index"]
+    pages: tuple[str, ...]
+    sitemaps: tuple[str, ...]
+    media: tuple[MediaLink, ...]
+
+
+def gunzip_capped(body: bytes, max_bytes: int = MAX_XML_BYTES) -> bytes:
+    """``body``, decompressed if it is gzip (by magic bytes); XmlRejected past ``max_bytes``."""
+    if not body.startswith(_GZIP_MAGIC):
+        return body[: max_bytes + 1]
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise XmlRejected(f"corrupt gzip body ({exc})", code="bad_gzip") from exc
+    if len(data) > max_bytes:
+        raise XmlRejected(f"decompresses to more than {max_bytes} bytes", code="too_large")
+    return data
+
+
+def parse_xml_safely(body: bytes, on_end: EndHandler, *, max_bytes: int = MAX_XML_BYTES) -> str:
+    """Stream ``body`` (gzip allowed) through ``on_end`` element by element; the root's local name.
+
+    XmlRejected for malformed XML, a body over ``max_bytes``, nesting deeper than MAX_DEPTH, or
+    any entity declaration or internal DTD subset (an external DTD is named but never loaded).
+    """
+    data = gunzip_capped(body, max_bytes)
+    if len(data) > max_bytes:
+        raise XmlRejected(f"larger than {max_bytes} bytes", code="too_large")
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[tuple[str, str, dict[str, str], list[str], int]] = []
+    root = ""
+
+    def refuse(*_: object) -> None:
+        raise XmlRejected("entity declarations are refused", code="xml_entities")
+
+    def doctype(_name: str, _sysid: str | None, _pubid: str | None, internal: int) -> None:
+        if internal:
+            raise XmlRejected("an internal DTD subset is refused", code="xml_entities")
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal root
+        if len(stack) >= MAX_DEPTH:
+            raise XmlRejected(f"nested deeper than {MAX_DEPTH}", code="too_deep")
+        ns, _, local = name.rpartition(" ")
+        if not stack and not root:
+            root = local
+        plain = {key.rpartition(" ")[2]: value for key, value in attrs.items()}
+        stack.append((ns, local, plain, [], 0))
+
+    def text(chars: str) -> None:
+        if stack:
+            ns, local, attrs, parts, size = stack[-1]
+            if size < MAX_TEXT:
+                parts.append(chars)
+                stack[-1] = (ns, local, attrs, parts, size + len(chars))
+
+    def end(_name: str) -> None:
+        ns, local, attrs, parts, _ = stack.pop()
+        on_end(ns, local, attrs, "".join(parts)[:MAX_TEXT], tuple(e[1] for e in stack))
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise XmlRejected(f"malformed XML ({expat.ErrorString(exc.code)})") from exc
+    except RecursionError as exc:
+        raise XmlRejected("too deeply nested", code="too_deep") from exc
+    return root
+
+
+def xml_root_name(body: bytes) -> str | None:
+    """The local name of the root element of an XML (or gzipped XML) body, or None if not XML."""
+    head = body[:65536]
+    if head.startswith(_GZIP_MAGIC):
+        try:
+            head = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(head, 65536)
+        except zlib.error:
+            return None
+    found: list[str] = []
+
+    class _Found(Exception):
+        pass
+
+    def stop() -> None:
+        raise _Found
+
+    def start(name: str, _attrs: dict[str, str]) -> None:
+        found.append(name.rpartition(" ")[2])
+        raise _Found
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartElementHandler = start
+    parser.EntityDeclHandler = lambda *_: stop()  # a document that declares entities is no kind
+    with contextlib.suppress(_Found, expat.ExpatError):
+        parser.Parse(head, False)
+    return found[0] if found else None
+
+
+def parse_sitemap(
+    body: bytes,
+    sitemap_url: str,
+    *,
+    max_bytes: int = MAX_XML_BYTES,
+    max_entries: int = MAX_ENTRIES,
+) -> Sitemap:
+    """The pages, child sitemaps and image/video entries of a sitemap body (XML, gzip or text).
+
+    URLs are normalised against ``sitemap_url``; invalid ones are dropped; each list is capped at
+    ``max_entries``. A media entry's ``page_url`` is the ``<loc>`` of its ``<url>``.
+    """
+    data = gunzip_capped(body, max_bytes)
+    if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return _parse_text_sitemap(data, sitemap_url, max_entries)
+    pages: dict[str, None] = {}
+    children: dict[str, None] = {}
+    media: dict[str, MediaLink] = {}
+    entry_loc: list[str] = []
+    entry_media: list[tuple[str, str]] = []
+
+    def on_end(_ns: str, local: str, _attrs: dict[str, str], text: str, parents: tuple) -> None:
+        parent = parents[-1] if parents else ""
+        if local == "loc" and parent == "url":
+            entry_loc.append(text)
+        elif local == "loc" and parent == "sitemap":
+            url = normalize_url(text.strip(), sitemap_url)
+            if url and len(children) < max_entries:
+                children.setdefault(url)
+        elif local == "loc" and parent == "image":
+            entry_media.append((text, "sitemap:image"))
+        elif local == "content_loc" and parent == "video":
+            entry_media.append((text, "sitemap:video"))
+        elif local == "thumbnail_loc" and parent == "video":
+            entry_media.append((text, "sitemap:video-thumbnail"))
+        elif local == "url":
+            page = normalize_url(entry_loc[0].strip(), sitemap_url) if entry_loc else None
+            if page is not None:
+                if len(pages) < max_entries:
+                    pages.setdefault(page)
+                for value, how in entry_media:
+                    url = normalize_url(value.strip(), page)
+                    if url and url not in media and len(media) < max_entries:
+                        media[url] = MediaLink(url, page, how)
+            entry_loc.clear()
+            entry_media.clear()
+
+    root = parse_xml_safely(data, on_end, max_bytes=max_bytes)
+    if root not in ("urlset", "sitemapindex"):
+        raise XmlRejected(f"not a sitemap (root element <{root[:40]}>)", code="not_sitemap")
+    kind: Literal["urlset", "index"] = "index" if root == "sitemapindex" else "urlset"
+    return Sitemap(kind, tuple(pages), tuple(children), tuple(media.values()))
+
+
+def _parse_text_sitemap(data: bytes, sitemap_url: str, max_entries: int) -> Sitemap:
+    """A sitemaps.org text sitemap: one absolute URL per line (anything else is skipped)."""
+    del sitemap_url  # text sitemaps hold absolute URLs only; resolving junk would invent pages
+    pages: dict[str, None] = {}
+    for line in re.split(rb"[\r\n]+", data):
+        text = line.decode("utf-8", "replace").strip()
+        url = normalize_url(text) if text.lower().startswith(("http://", "https://")) else None
+        if url:
+            pages.setdefault(url)
+            if len(pages) >= max_entries:
+                break
+    return Sitemap("urlset", tuple(pages), (), ())

@@ -1,0 +1,96 @@
+"""The interface of a source kind, and what a visit hands it."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import select
+
+from safeeye.db.models import Page, Source
+from safeeye.db.types import utcnow
+from safeeye.errors import FetchError
+
+if TYPE_CHECKING:
+    from safeeye.app import SafeEye
+    from safeeye.ingest.fetcher import Fetcher, FetchResult
+
+
+@dataclass
+class Candidate:
+    """A media file a source found: where it was seen and how to get its bytes.
+
+    ``location`` names the sighting (a URL, or a t.me link / export path for Telegram);
+    the bytes come from ``url`` (fetched safely) or from the local file ``path``.
+    """
+
+    location: str
+    url: str | None = None
+    path: Path | None = None
+    page_url: str | None = None
+    page_id: int | None = None
+    how: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None  # a local file's size and mtime, to skip unchanged files
+    prefetched: FetchResult | None = None  # the body, when finding it already fetched it
+
+
+@dataclass
+class VisitContext:
+    """What a source kind may use during a visit; counts what it did."""
+
+    app: SafeEye
+    fetcher: Fetcher
+    source_id: int
+    pages: int = 0
+    page_failures: list[str] = field(default_factory=list)
+
+    def record_page(self, result: FetchResult) -> int:
+        """Keep a fetched page as evidence: its HTML sealed in the blob store, its HTTP facts."""
+        app = self.app
+        body = result.read_bytes()
+        sha256 = result.sha256 or hashlib.sha256(body).hexdigest()
+        address = app.blobs.put_bytes(body, app.keys.media, "page")
+        with app.db.session() as session:
+            page = Page(
+                source_id=self.source_id,
+                url=result.url,
+                final_url=result.final_url,
+                fetched_at=result.fetched_at or utcnow(),
+                http_status=result.status,
+                http_headers=result.headers,
+                server_ip=result.server_ip,
+                sha256=sha256,
+                blob_address=address,
+            )
+            session.add(page)
+            session.flush()
+            self.pages += 1
+            return page.id
+
+    def page_failed(self, url: str, error: FetchError | str) -> None:
+        text = error.as_text() if isinstance(error, FetchError) else error
+        self.page_failures.append(f"{url[:300]}: {text}")
+
+    def source(self) -> Source:
+        with self.app.db.session() as session:
+            return session.execute(select(Source).where(Source.id == self.source_id)).scalar_one()
+
+
+class SourceKind(ABC):
+    """One kind of source. ``discover`` yields the media it finds now; fetching, scanning and
+    de-duplication are the monitor's job, the same for every kind."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
+        """Every media file the source shows now (repeats are fine: the monitor skips them)."""
+
+    def describe(self, source: Source) -> str:
+        """One line for ``source list``."""
+        return source.locator

@@ -1,0 +1,40 @@
+"""A local folder: every image or video file in it (recursively); new files are picked up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from safeeye.db.models import Source
+from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+
+SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def file_fingerprint(path: Path) -> str:
+    """Size and modification time: enough to tell that a file may have changed."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class FolderSource(SourceKind):
+    name: ClassVar[str] = "folder"
+
+    def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
+        root = Path(source.locator)
+        if not root.is_dir():
+            ctx.page_failed(source.locator, "not_found: the folder does not exist")
+            return
+        for path in sorted(root.rglob("*")):
+            if path.is_symlink() or not path.is_file() or path.name in SKIPPED_NAMES:
+                continue  # a link could point outside the folder the center named
+            if path.name.startswith("."):
+                continue
+            yield Candidate(
+                location=str(path.resolve()),
+                path=path,
+                how="folder",
+                fingerprint=file_fingerprint(path),
+                evidence={"folder": str(root), "relative_path": str(path.relative_to(root))},
+            )

@@ -1,0 +1,230 @@
+"""Discovery end to end: a real local site crawled by the monitor, scanned, matched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import FACES, VIDEO, make_app, make_settings
+from hostile_server import HostileServer, endless, redirect
+from safeeye.app import SafeEye
+from safeeye.cases.service import add_faces, create_case
+from safeeye.db.models import Match, Page, Sighting, Visit
+from safeeye.ingest.monitor import Monitor
+from safeeye.ingest.service import add_source, make_due
+from safeeye.pipeline.detectors import Detectors
+
+
+def html(*body: str) -> bytes:
+    return ("<!doctype html><html><body>" + "".join(body) + "</body></html>").encode()
+
+
+def jpeg(name: str) -> bytes:
+    return (FACES / name).read_bytes()
+
+
+@pytest.fixture
+def site() -> Iterator[HostileServer]:
+    """A small site: pages, images, a video, a sitemap, a feed, and out-of-scope corners."""
+    with HostileServer() as server, HostileServer(host="127.0.0.2") as other:
+        other.add("/elsewhere.html", html('<img src="/x.jpg">'), content_type="text/html")
+        other.add("/x.jpg", jpeg("johnsnow_test1.jpg"), content_type="image/jpeg")
+        server.add(
+            "/",
+            html(
+                '<a href="/gallery/one.html">one</a>',
+                '<a href="/gallery/two.html#top">two</a>',
+                '<a href="/private/secret.html">members</a>',
+                f'<a href="{other.url("/elsewhere.html")}">elsewhere</a>',
+                '<link rel="alternate" type="application/rss+xml" href="/feed.xml">',
+            ),
+            content_type="text/html",
+        )
+        server.add(
+            "/gallery/one.html",
+            html('<img src="/img/biden.jpg">', '<img srcset="/img/rose.jpg 2x">'),
+            content_type="text/html",
+        )
+        server.add(
+            "/gallery/two.html",
+            html('<video><source src="/vid/clip.mp4"></video>', '<a href="/img/kit.jpg">big</a>'),
+            content_type="text/html",
+        )
+        server.add(
+            "/gallery/unlinked.html", html('<img src="/img/alex.png">'), content_type="text/html"
+        )
+        server.add(
+            "/private/secret.html", html('<img src="/img/two.jpg">'), content_type="text/html"
+        )
+        server.add(
+            "/sitemap.xml",
+            (
+                '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                f"<url><loc>{server.url('/gallery/unlinked.html')}</loc></url></urlset>"
+            ).encode(),
+            content_type="application/xml",
+        )
+        server.add(
+            "/feed.xml",
+            (
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+                f"<title>new</title><link>{server.url('/gallery/one.html')}</link>"
+                f'<enclosure url="{server.url("/img/feed.jpg")}" type="image/jpeg" length="1"/>'
+                "</item></channel></rss>"
+            ).encode(),
+            content_type="application/rss+xml",
+        )
+        for path, name in [
+            ("/img/biden.jpg", "biden.jpg"),
+            ("/img/rose.jpg", "rose_leslie1.jpg"),
+            ("/img/kit.jpg", "kit_with_rose.jpg"),
+            ("/img/feed.jpg", "obama2.jpg"),
+            ("/img/two.jpg", "two_people.jpg"),
+        ]:
+            server.add(path, jpeg(name), content_type="image/jpeg")
+        server.add("/img/alex.png", (FACES / "alex-lacamoire.png").read_bytes(), content_type="image/png")
+        server.add("/vid/clip.mp4", VIDEO.read_bytes(), content_type="video/mp4")
+        server.other = other  # type: ignore[attr-defined]
+        yield server
+
+
+@pytest.fixture
+def web_app(tmp_path: Path, detectors: Detectors) -> Iterator[SafeEye]:
+    settings = make_settings(
+        tmp_path / "data", fetch_allowlist=("127.0.0.1", "127.0.0.2"), fetch_host_interval=0.0
+    )
+    safe = make_app(settings, detectors)
+    yield safe
+    safe.close()
+
+
+def _sighted(app: SafeEye) -> set[str]:
+    with app.db.session() as session:
+        return {s.location for s in session.execute(select(Sighting)).scalars()}
+
+
+def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
+    web_app: SafeEye, site: HostileServer
+) -> None:
+    add_source(
+        web_app, "crawl", site.url("/"),
+        config={"depth": 3, "exclude": ["/private/**"]}, interval_seconds=600,
+    )
+    monitor = Monitor(web_app)
+    try:
+        (report,) = monitor.run_once()
+    finally:
+        monitor.close()
+    expected = {
+        site.url(p)
+        for p in ("/img/biden.jpg", "/img/rose.jpg", "/img/kit.jpg", "/img/feed.jpg",
+                  "/img/alex.png", "/vid/clip.mp4")
+    }
+    assert report.status == "done" and report.failures == 0, report.errors
+    assert _sighted(web_app) == expected
+    assert report.media_new == len(expected) and report.pages >= 5
+    with web_app.db.session() as session:
+        sighting = session.execute(
+            select(Sighting).where(Sighting.location == site.url("/img/biden.jpg"))
+        ).scalar_one()
+        assert sighting.page_url == site.url("/gallery/one.html")
+        assert sighting.http_status == 200 and sighting.server_ip == "127.0.0.1"
+        assert sighting.evidence and sighting.evidence["page_id"]
+        page = session.get(Page, sighting.evidence["page_id"])
+        assert page is not None and page.url == site.url("/gallery/one.html")
+        stored_html = web_app.blobs.get_bytes(page.blob_address, web_app.keys.media)
+        assert b"/img/biden.jpg" in stored_html  # the page is kept (encrypted) as evidence
+
+
+def test_a_second_visit_repeats_nothing_and_catches_what_is_new(
+    web_app: SafeEye, site: HostileServer
+) -> None:
+    create_case(web_app, "CASE-OBAMA")
+    add_faces(web_app, "CASE-OBAMA", [FACES / "obama.jpg"])
+    source = add_source(
+        web_app, "crawl", site.url("/"), config={"exclude": ["/private/**"]}, interval_seconds=30
+    )
+    monitor = Monitor(web_app)
+    try:
+        monitor.run_once()
+        before = _sighted(web_app)
+        # A new page with the person's photo appears on the site.
+        site.add("/gallery/new.html", html('<img src="/img/new.jpg">'), content_type="text/html")
+        site.add("/img/new.jpg", jpeg("obama3.jpg"), content_type="image/jpeg")
+        site.add(
+            "/",
+            html('<a href="/gallery/one.html">one</a><a href="/gallery/new.html">new</a>'),
+            content_type="text/html",
+        )
+        make_due(web_app, source.id)
+        (report,) = monitor.run_once()
+    finally:
+        monitor.close()
+    assert _sighted(web_app) == before | {site.url("/img/new.jpg")}
+    assert report.media_new == 1 and report.matches >= 1
+    with web_app.db.session() as session:
+        matches = session.execute(select(Match)).scalars().all()
+        located = {s.media_id: s.location for s in session.execute(select(Sighting)).scalars()}
+        assert any(
+            m.kind == "face" and located.get(m.media_id) == site.url("/img/new.jpg")
+            for m in matches
+        )
+        sightings = session.execute(select(Sighting)).scalars().all()
+        assert len(sightings) == len({(s.location, s.sha256) for s in sightings})
+        assert all(s.times_seen >= 1 for s in sightings)
+
+
+def test_hostile_corners_fail_alone_and_the_visit_completes(
+    tmp_path: Path, detectors: Detectors, site: HostileServer
+) -> None:
+    import io
+
+    from PIL import Image
+
+    settings = make_settings(
+        tmp_path / "hostile", fetch_allowlist=("127.0.0.1",), fetch_host_interval=0.0,
+        fetch_total_timeout=5.0, max_media_bytes=20 * 1024**2,
+    )
+    web_app = make_app(settings, detectors)
+
+    bomb = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(bomb, format="PNG")  # ~60 KB, 400 megapixels
+    site.route("/bad/endless.jpg", endless(jpeg("obama.jpg")[:65536], content_type="image/jpeg"))
+    site.route("/bad/loop.jpg", redirect("/bad/loop2.jpg"))
+    site.route("/bad/loop2.jpg", redirect("/bad/loop.jpg"))
+    site.route("/bad/private.jpg", redirect("http://10.0.0.1/x.jpg"))
+    site.add("/bad/bomb.png", bomb.getvalue(), content_type="image/png")
+    site.add("/bad/text.jpg", b"<html>not an image</html>", content_type="image/jpeg")
+    site.add("/bad/typed.bin", jpeg("biden2.jpg"), content_type="text/html")
+    site.add(
+        "/bad/",
+        html(*(f'<img src="/bad/{n}">' for n in
+               ("endless.jpg", "loop.jpg", "private.jpg", "bomb.png", "text.jpg", "typed.bin")),
+             '<img src="/img/biden.jpg">'),
+        content_type="text/html",
+    )
+    add_source(web_app, "url", site.url("/bad/"))
+    monitor = Monitor(web_app)
+    try:
+        (report,) = monitor.run_once()
+    finally:
+        monitor.close()
+    assert report.status == "done"
+    assert site.url("/img/biden.jpg") in _sighted(web_app)
+    assert site.url("/bad/typed.bin") in _sighted(web_app)  # sniffed, not trusted by type
+    reasons = {e.split(": ", 1)[0].rsplit("/", 1)[-1]: e for e in report.errors}
+    assert "too_large" in reasons["endless.jpg"] or "timeout" in reasons["endless.jpg"]
+    assert "redirect_loop" in reasons["loop.jpg"]
+    assert "blocked_address" in reasons["private.jpg"]
+    assert "not_media" in reasons["text.jpg"]
+    with web_app.db.session() as session:
+        bomb_sighting = session.execute(
+            select(Sighting).where(Sighting.location == site.url("/bad/bomb.png"))
+        ).scalar_one()
+        assert bomb_sighting.error and bomb_sighting.error.startswith("too_many_pixels")
+        visit = session.execute(select(Visit)).scalar_one()
+        assert visit.status == "done" and visit.failures >= 5
+    web_app.close()
