@@ -85,7 +85,9 @@ def site() -> Iterator[HostileServer]:
             ("/img/two.jpg", "two_people.jpg"),
         ]:
             server.add(path, jpeg(name), content_type="image/jpeg")
-        server.add("/img/alex.png", (FACES / "alex-lacamoire.png").read_bytes(), content_type="image/png")
+        server.add(
+            "/img/alex.png", (FACES / "alex-lacamoire.png").read_bytes(), content_type="image/png"
+        )
         server.add("/vid/clip.mp4", VIDEO.read_bytes(), content_type="video/mp4")
         server.other = other  # type: ignore[attr-defined]
         yield server
@@ -110,8 +112,11 @@ def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
     web_app: SafeEye, site: HostileServer
 ) -> None:
     add_source(
-        web_app, "crawl", site.url("/"),
-        config={"depth": 3, "exclude": ["/private/**"]}, interval_seconds=600,
+        web_app,
+        "crawl",
+        site.url("/"),
+        config={"depth": 3, "exclude": ["/private/**"]},
+        interval_seconds=600,
     )
     monitor = Monitor(web_app)
     try:
@@ -120,8 +125,14 @@ def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
         monitor.close()
     expected = {
         site.url(p)
-        for p in ("/img/biden.jpg", "/img/rose.jpg", "/img/kit.jpg", "/img/feed.jpg",
-                  "/img/alex.png", "/vid/clip.mp4")
+        for p in (
+            "/img/biden.jpg",
+            "/img/rose.jpg",
+            "/img/kit.jpg",
+            "/img/feed.jpg",
+            "/img/alex.png",
+            "/vid/clip.mp4",
+        )
     }
     assert report.status == "done" and report.failures == 0, report.errors
     assert _sighted(web_app) == expected
@@ -185,8 +196,11 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
     from PIL import Image
 
     settings = make_settings(
-        tmp_path / "hostile", fetch_allowlist=("127.0.0.1",), fetch_host_interval=0.0,
-        fetch_total_timeout=5.0, max_media_bytes=20 * 1024**2,
+        tmp_path / "hostile",
+        fetch_allowlist=("127.0.0.1",),
+        fetch_host_interval=0.0,
+        fetch_total_timeout=5.0,
+        max_media_bytes=20 * 1024**2,
     )
     web_app = make_app(settings, detectors)
 
@@ -201,9 +215,20 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
     site.add("/bad/typed.bin", jpeg("biden2.jpg"), content_type="text/html")
     site.add(
         "/bad/",
-        html(*(f'<img src="/bad/{n}">' for n in
-               ("endless.jpg", "loop.jpg", "private.jpg", "bomb.png", "text.jpg", "typed.bin")),
-             '<img src="/img/biden.jpg">'),
+        html(
+            *(
+                f'<img src="/bad/{n}">'
+                for n in (
+                    "endless.jpg",
+                    "loop.jpg",
+                    "private.jpg",
+                    "bomb.png",
+                    "text.jpg",
+                    "typed.bin",
+                )
+            ),
+            '<img src="/img/biden.jpg">',
+        ),
         content_type="text/html",
     )
     add_source(web_app, "url", site.url("/bad/"))

@@ -1,0 +1,112 @@
+"""A monitor killed in the middle of a cycle loses no sighting and duplicates none."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from sqlalchemy import create_engine, text
+
+from conftest import FACES
+from hostile_server import HostileServer
+
+IMAGES = 24
+
+
+def _variants() -> list[bytes]:
+    """Distinct JPEGs (different crops of the fixture photos)."""
+    sources = sorted(FACES.glob("*.jpg"))
+    out = []
+    for i in range(IMAGES):
+        im = ImageOps.exif_transpose(Image.open(sources[i % len(sources)])).convert("RGB")
+        shift = 5 + 3 * (i // len(sources))
+        im = im.crop((shift, shift, im.width - shift, im.height - shift))
+        im.thumbnail((640, 640))
+        buffer = io.BytesIO()
+        im.save(buffer, format="JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def _counts(db: Path) -> tuple[int, int, list[str]]:
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        sightings = conn.execute(text("SELECT count(*) FROM sightings")).scalar_one()
+        distinct = conn.execute(
+            text("SELECT count(*) FROM (SELECT DISTINCT location, sha256 FROM sightings)")
+        ).scalar_one()
+        visits = [r[0] for r in conn.execute(text("SELECT status FROM visits ORDER BY id"))]
+    engine.dispose()
+    return sightings, distinct, visits
+
+
+def _safeeye(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "safeeye.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_killing_the_monitor_mid_cycle_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "SAFEEYE_DATA_DIR": str(data),
+        "SAFEEYE_FETCH_ALLOWLIST": "127.0.0.1",
+        "SAFEEYE_FETCH_HOST_INTERVAL": "0",
+        "SAFEEYE_SCAN_WORKERS": "1",
+        "SAFEEYE_ACTOR": "test",
+    }
+    with HostileServer() as site:
+        links = []
+        for i, body in enumerate(_variants()):
+            site.add(f"/img/{i}.jpg", body, content_type="image/jpeg")
+            links.append(f'<img src="/img/{i}.jpg">')
+        site.add(
+            "/",
+            ("<html><body>" + "".join(links) + "</body></html>").encode(),
+            content_type="text/html",
+        )
+        added = _safeeye(env, "source", "add", site.url("/"), "--crawl", "--every", "10m", "--json")
+        assert added.returncode == 0, added.stderr
+
+        monitor = subprocess.Popen(
+            [sys.executable, "-m", "safeeye.cli", "discover"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                if (data / "safeeye.db").exists() and _counts(data / "safeeye.db")[0] >= 3:
+                    break
+            monitor.send_signal(signal.SIGKILL)
+            monitor.wait(timeout=30)
+        finally:
+            if monitor.poll() is None:
+                monitor.kill()
+        before, _, visits = _counts(data / "safeeye.db")
+        assert 3 <= before < IMAGES and visits == ["running"], (before, visits)
+
+        again = _safeeye(env, "discover", "--once", "--json")
+        assert again.returncode == 0, again.stderr
+        report = json.loads(again.stdout)
+        assert report["visits"][0]["status"] == "done"
+
+    sightings, distinct, visits = _counts(data / "safeeye.db")
+    assert sightings == distinct == IMAGES
+    assert visits == ["interrupted", "done"]
+    verify = _safeeye(env, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
