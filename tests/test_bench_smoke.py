@@ -27,3 +27,10 @@ def test_scan_benchmark_prints_its_headline_figures() -> None:
 def test_face_calibration_prints_a_threshold() -> None:
     out = _run("bench/face_calibration.py")
     assert "calibrated_face_distance: " in out
+
+
+def test_discovery_benchmark_prints_its_headline_figures() -> None:
+    out = _run("bench/discovery.py", "--quick", "--pages", "30")
+    lines = out.splitlines()
+    assert any(line.startswith("pages_per_second: ") for line in lines), out
+    assert any(line.startswith("appear_to_match_seconds: ") for line in lines), out

@@ -13,11 +13,13 @@ from safeeye.ingest.scope import CrawlScope
 from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
+SITEMAP_PROBE = "/sitemap.xml"
 
 
 class CrawlSource(SourceKind):
     """``config``: ``seeds`` (more start URLs), ``include`` / ``exclude`` (path globs),
-    ``depth``, ``max_pages``, ``max_seconds``, ``sitemaps``, ``feeds``, ``obey_robots``."""
+    ``depth``, ``max_pages``, ``max_pages_per_prefix`` (a link-maze defence), ``max_seconds``,
+    ``sitemaps``, ``feeds``, ``obey_robots``."""
 
     name: ClassVar[str] = "crawl"
 
@@ -33,6 +35,7 @@ class CrawlSource(SourceKind):
             max_depth=int(config.get("depth", 3)),
             max_pages=int(config.get("max_pages", 500)),
             max_seconds=config.get("max_seconds"),
+            max_pages_per_prefix=int(config.get("max_pages_per_prefix", 250)),
         )
         obey = bool(config.get("obey_robots", True))
         page_ids: dict[str, int] = {}
@@ -43,7 +46,8 @@ class CrawlSource(SourceKind):
                     url, obey_robots=obey, max_bytes=ctx.fetcher.policy.max_page_bytes
                 )
             except FetchError as exc:
-                ctx.page_failed(url, exc)
+                if not (url.endswith(SITEMAP_PROBE) and exc.code == "http_status"):
+                    ctx.page_failed(url, exc)  # a site without /sitemap.xml is no failure
                 return None
             with result:
                 sniffed = result.sniffed.kind if result.sniffed else "other"
