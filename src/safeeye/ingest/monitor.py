@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from safeeye.app import SafeEye
-from safeeye.config import Settings
 from safeeye.db.models import Sighting, Source, UrlState, Visit
 from safeeye.db.types import utcnow
 from safeeye.errors import FetchError, SafeEyeError
-from safeeye.ingest.fetcher import Fetcher, FetchPolicy, FetchResult
+from safeeye.ingest.fetcher import Fetcher, FetchResult
+from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import KINDS, Candidate, VisitContext
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
@@ -415,17 +415,6 @@ class Monitor:
                         state.status, state.error = "failed", result.error[:2000]
                 elif item.fetched is not None and item.fetched.sha256:
                     state.sha256 = item.fetched.sha256
-
-
-def fetch_policy(settings: Settings) -> FetchPolicy:
-    """The fetch limits and politeness the settings ask for."""
-    return FetchPolicy(
-        max_bytes=settings.max_media_bytes,
-        max_page_bytes=settings.fetch_max_page_bytes,
-        total_timeout=settings.fetch_total_timeout,
-        host_interval=settings.fetch_host_interval,
-        allowlist=settings.fetch_allowlist,
-    )
 
 
 def _batches(candidates: Iterator[Candidate], size: int) -> Iterator[list[Candidate]]:

@@ -112,46 +112,51 @@ class Scanner:
 
     def scan_inputs(self, inputs: list[str]) -> list[ScanResult]:
         """Scan files and URLs (fetched safely first); one result per input, in input order."""
-        from safeeye.ingest.fetcher import FetchPolicy, fetch_to_file
+        from safeeye.ingest.fetcher import Fetcher
+        from safeeye.ingest.policy import fetch_policy
 
-        policy = FetchPolicy(
-            max_bytes=self.app.settings.max_media_bytes, allowlist=self.app.settings.fetch_allowlist
-        )
         paths: list[Path] = []
         facts: list[SightingFacts] = []
         failed: dict[int, ScanResult] = {}
-        temporary: list[Path] = []
-        try:
-            for i, item in enumerate(inputs):
-                if not item.lower().startswith(("http://", "https://")):
-                    paths.append(Path(item))
-                    facts.append(SightingFacts(location=item))
-                    continue
-                try:
-                    fetched = fetch_to_file(item, policy)
-                except SafeEyeError as exc:
-                    failed[i] = ScanResult(input=item, error=exc.as_text())
-                    continue
-                temporary.append(fetched.path)
-                paths.append(fetched.path)
-                facts.append(
-                    SightingFacts(
-                        location=item,
-                        final_url=fetched.final_url,
-                        http_status=fetched.status,
-                        http_headers=fetched.headers,
-                        server_ip=fetched.server_ip,
-                        evidence={"redirects": fetched.redirects, "bytes": fetched.size},
+        fetched_files = []
+        with Fetcher(fetch_policy(self.app.settings)) as fetcher:
+            try:
+                for i, item in enumerate(inputs):
+                    if not item.lower().startswith(("http://", "https://")):
+                        paths.append(Path(item))
+                        facts.append(SightingFacts(location=item))
+                        continue
+                    try:
+                        fetched = fetcher.fetch(item, want="media")
+                    except SafeEyeError as exc:
+                        failed[i] = ScanResult(input=item, error=exc.as_text())
+                        continue
+                    fetched_files.append(fetched)
+                    assert fetched.path is not None
+                    paths.append(fetched.path)
+                    facts.append(
+                        SightingFacts(
+                            location=item,
+                            final_url=fetched.final_url,
+                            http_status=fetched.status,
+                            http_headers=fetched.headers,
+                            server_ip=fetched.server_ip,
+                            evidence={
+                                "redirects": fetched.redirects,
+                                "bytes": fetched.size,
+                                "fetched_at": fetched.fetched_at.isoformat(),
+                                "declared_type": fetched.content_type,
+                            },
+                        )
                     )
-                )
-            scanned = iter(self.scan_paths(paths, facts))
-            results = [failed[i] if i in failed else next(scanned) for i in range(len(inputs))]
-            for item, result in zip(inputs, results, strict=True):
-                result.input = item
-            return results
-        finally:
-            for path in temporary:
-                path.unlink(missing_ok=True)
+                scanned = iter(self.scan_paths(paths, facts))
+                results = [failed[i] if i in failed else next(scanned) for i in range(len(inputs))]
+                for item, result in zip(inputs, results, strict=True):
+                    result.input = item
+                return results
+            finally:
+                for fetched in fetched_files:
+                    fetched.unlink()
 
     def _analyzer(self, paths: list[Path]) -> InlineAnalyzer | PoolAnalyzer:
         """The worker pool when it runs already or pays off (several files, a long video)."""
