@@ -16,7 +16,7 @@ from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
 from safeeye.db.models import Match, Sighting
 from safeeye.ingest.monitor import Monitor
-from safeeye.ingest.service import add_source, make_due
+from safeeye.ingest.service import add_source, list_sources, make_due
 from telegram_export import CHANNEL_ID, CHANNEL_NAME, build_single_chat_export
 
 
@@ -86,3 +86,26 @@ def test_upload_of_files_scans_them_as_sightings(
     assert visit["media_new"] == 2 and visit["failures"] == 0
     listed = _cli(app, monkeypatch, "source", "list")
     assert [s["kind"] for s in listed] == ["upload"] and listed[0]["sightings"] == 2
+
+
+def test_a_source_that_breaks_fails_its_visit_and_the_monitor_goes_on(
+    app: SafeEye, tmp_path: Path
+) -> None:
+    not_an_export = tmp_path / "export"
+    not_an_export.mkdir()
+    (not_an_export / "result.json").write_text("{ this is not json")
+    broken = add_source(app, "telegram", str(not_an_export), interval_seconds=60)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(FACES / "obama.jpg", inbox / "a.jpg")
+    add_source(app, "folder", str(inbox), interval_seconds=60)
+    monitor = Monitor(app)
+    try:
+        first, second = monitor.run_once()
+    finally:
+        monitor.close()
+    assert first.source_id == broken.id and first.status == "failed"
+    assert first.errors[0].startswith("telegram_export")
+    assert second.status == "done" and second.media_new == 1
+    listed = {s.id: s for s in list_sources(app)}
+    assert listed[broken.id].last_status == "failed" and listed[broken.id].next_due_at

@@ -9,8 +9,10 @@ changed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,8 @@ from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import KINDS, Candidate, VisitContext
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
+
+log = logging.getLogger(__name__)
 
 #: How long a visit may hold a source before another monitor may take it over.
 LEASE = timedelta(minutes=15)
@@ -201,6 +205,17 @@ class Monitor:
             report.status = "done"
         except SafeEyeError as exc:
             report.status, report.errors = "failed", [*report.errors, exc.as_text()]
+        except Exception as exc:  # a bug must not stop the monitor or leave the visit running
+            report.status = "failed"
+            report.errors = [*report.errors, f"internal: {type(exc).__name__}"]
+            # The message may name a URL or a file: only the type and the code path are logged.
+            log.error(
+                "visit %s of source %s failed: %s\n%s",
+                visit.id,
+                source.id,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
         report.pages = ctx.pages
         report.failures += len(ctx.page_failures)
         report.errors.extend(ctx.page_failures[: MAX_REPORTED_ERRORS - len(report.errors)])
