@@ -32,6 +32,7 @@ from safeeye.ingest.urls import normalize_url
 PageKind = Literal["html", "sitemap", "feed", "other"]
 Role = Literal["page", "sitemap", "feed"]
 _MAX_SEGMENT_REPEATS = 3
+_FRONTIER_FULL = "max_pages|frontier full"
 _SITEMAP_ROOTS = frozenset({"urlset", "sitemapindex"})
 _FEED_ROOTS = frozenset({"rss", "feed", "RDF"})
 
@@ -257,6 +258,8 @@ class _Crawler:
                 yield LimitReached(self.stopped)
                 return
             frontier.popleft()
+        if _FRONTIER_FULL in self.state.limits_reported:
+            yield LimitReached("max_pages")
 
     def _normalize(self, url: str, base: str | None = None) -> str | None:
         return normalize_url(url, base, max_length=self.limits.max_url_length)
@@ -309,6 +312,8 @@ class _Crawler:
         if kind != "html":
             sniffed = page_kind(page.content_type, page.body)
             kind = sniffed if sniffed != "other" else kind
+        if kind == "other" and queued.role != "page" and not _is_media_type(page.content_type):
+            kind = queued.role  # read what was asked for as a sitemap or feed as one, or fail
         if kind == "html":
             links = extract_links(page.body, url, charset_of(page.content_type))
             offers: list[tuple[str, int, Role, str]] = [
@@ -330,15 +335,14 @@ class _Crawler:
                 for m in feed.media
             ]
             return [(u, depth + 1, "page", url) for u in feed.pages], media
-        mime = (page.content_type or "").split(";", 1)[0].strip().lower()
-        if mime.startswith(("image/", "video/")):
+        if _is_media_type(page.content_type):
             return [], [MediaLink(url, queued.referrer or url, "direct")]
         return [], []
 
     def _offer(self, url: str, depth: int, role: Role, referrer: str | None) -> list[LimitReached]:
         """Queue ``url`` unless seen, out of scope or caught by a trap defence."""
         state, limits = self.state, self.limits
-        if url in state.seen:
+        if url in state.seen or len(url) > limits.max_url_length:
             return []
         if depth > limits.max_depth:
             return self._limit("max_depth")
@@ -351,6 +355,11 @@ class _Crawler:
             return self._limit("max_path_segments")
         if segments and max(Counter(segments).values()) > _MAX_SEGMENT_REPEATS:
             return self._limit("repeating_path")
+        if len(state.frontier) + state.pages_fetched > limits.max_pages:
+            # BFS would never reach it in this run; not queuing it keeps memory bounded. The
+            # crawl reports max_pages when it ends.
+            state.limits_reported.add(_FRONTIER_FULL)
+            return []
         path_key = parts.netloc + parts.path
         variants = state.query_variants.get(path_key, 0)
         if parts.query and variants >= limits.max_query_variants_per_path:
@@ -375,10 +384,16 @@ class _Crawler:
 
     def _media(self, link: MediaLink, depth: int) -> MediaFound | None:
         seen = self.state.media_seen
-        if link.url in seen or not self.scope.allows_media(link.url):
+        if link.url in seen or len(link.url) > self.limits.max_url_length:
+            return None
+        if not self.scope.allows_media(link.url):
             return None
         if len(seen) >= self.limits.max_media:
             self.stopped = "max_media"
             return None
         seen.add(link.url)
         return MediaFound(link, depth)
+
+
+def _is_media_type(content_type: str | None) -> bool:
+    return (content_type or "").strip().lower().startswith(("image/", "video/"))

@@ -8,6 +8,7 @@ goes through the hardened reader in ``sitemaps``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,7 +75,7 @@ def parse_feed(
             return
         elif local == "enclosure" and _visual(attrs.get("url", ""), attrs.get("type", ""), ""):
             entry.media.append((attrs["url"], "enclosure"))
-        elif "search.yahoo.com/mrss" in ns and local in ("content", "thumbnail"):
+        elif ("search.yahoo.com/mrss" in ns or ns == "media") and local in ("content", "thumbnail"):
             url = attrs.get("url", "")
             if local == "thumbnail" or _visual(url, attrs.get("type", ""), attrs.get("medium", "")):
                 entry.media.append((url, f"media:{local}"))
@@ -93,7 +94,9 @@ def parse_feed(
     return Feed(_KINDS[root], tuple(pages), tuple(media.values()))
 
 
-def _link(attrs: dict[str, str], text: str, entry: _Entry | None, add_page) -> None:
+def _link(
+    attrs: dict[str, str], text: str, entry: _Entry | None, add_page: Callable[[str | None], None]
+) -> None:
     if "href" not in attrs:  # RSS: the link is the element's text
         value: str | None = text.strip() or None
         how = "alternate"
@@ -108,7 +111,12 @@ def _link(attrs: dict[str, str], text: str, entry: _Entry | None, add_page) -> N
         entry.media.append((value, "enclosure"))
 
 
-def _flush(entry: _Entry, feed_url: str, add_page, add_media) -> None:
+def _flush(
+    entry: _Entry,
+    feed_url: str,
+    add_page: Callable[[str | None], None],
+    add_media: Callable[[str | None, str, str], None],
+) -> None:
     page_url = feed_url
     if entry.link:
         page_url = normalize_url(entry.link.strip(), feed_url) or feed_url

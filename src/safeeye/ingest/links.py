@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from posixpath import splitext
@@ -17,6 +18,9 @@ from safeeye.ingest.urls import normalize_url
 
 MAX_HTML_BYTES = 5 * 1024 * 1024
 MAX_LINKS = 5000
+PARSE_SECONDS = 4.0  # a plain 5 MB page takes about 4 s to parse here
+_CHUNK = 64 * 1024
+_MAX_TAIL = 4096
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
@@ -82,17 +86,16 @@ def extract_links(
     *,
     max_bytes: int = MAX_HTML_BYTES,
     max_links: int = MAX_LINKS,
+    max_seconds: float = PARSE_SECONDS,
 ) -> PageLinks:
     """Every page, feed and media link in ``html`` (read up to ``max_bytes``), made absolute.
 
     ``<base href>`` is honoured; each of the three lists keeps at most ``max_links`` entries.
+    Markup left unterminated at the end (an open tag or comment) is dropped, as browsers do,
+    and parsing stops after about ``max_seconds`` on pathological input.
     """
     parser = _LinkParser(max_links * 4)
-    try:
-        parser.feed(_decode(html[:max_bytes], declared_encoding))
-        parser.close()
-    except Exception:  # html.parser can still trip on hostile markup; keep what it read
-        pass
+    _parse(parser, _decode(html[:max_bytes], declared_encoding), max_seconds)
     base = page_url
     if parser.base is not None:
         base = normalize_url(parser.base, page_url) or page_url
@@ -114,6 +117,22 @@ def extract_links(
         elif len(pages) < max_links:
             pages.setdefault(url)
     return PageLinks(tuple(pages), tuple(media.values()), tuple(feeds))
+
+
+def _parse(parser: _LinkParser, text: str, max_seconds: float) -> None:
+    # html.parser rescans an unterminated construct from its start on every call and, at close(),
+    # once per "<" inside it: quadratic on input such as "<a<a<a...". Feeding in chunks under a
+    # deadline bounds the first; closing only over a short unparsed tail bounds the second.
+    deadline = time.monotonic() + max_seconds
+    try:
+        for start in range(0, len(text), _CHUNK):
+            parser.feed(text[start : start + _CHUNK])
+            if time.monotonic() > deadline or len(parser.found) >= parser.max_found:
+                return
+        if len(parser.rawdata) <= _MAX_TAIL:
+            parser.close()
+    except Exception:  # html.parser can still trip on hostile markup; keep what it read
+        pass
 
 
 def parse_srcset(value: str) -> list[str]:

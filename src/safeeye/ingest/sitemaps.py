@@ -12,7 +12,7 @@ import contextlib
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from xml.parsers import expat
 
@@ -66,13 +66,15 @@ def parse_xml_safely(body: bytes, on_end: EndHandler, *, max_bytes: int = MAX_XM
 
     XmlRejected for malformed XML, a body over ``max_bytes``, nesting deeper than MAX_DEPTH, or
     any entity declaration or internal DTD subset (an external DTD is named but never loaded).
+    Namespaces are resolved leniently: a prefix that is never declared (sitemaps and feeds
+    often forget ``xmlns:image`` or ``xmlns:media``) stands for itself instead of failing.
     """
     data = gunzip_capped(body, max_bytes)
     if len(data) > max_bytes:
         raise XmlRejected(f"larger than {max_bytes} bytes", code="too_large")
-    parser = expat.ParserCreate(namespace_separator=" ")
+    parser = expat.ParserCreate()  # namespaces by hand, see above
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    stack: list[tuple[str, str, dict[str, str], list[str], int]] = []
+    stack: list[_Open] = []
     root = ""
 
     def refuse(*_: object) -> None:
@@ -86,22 +88,26 @@ def parse_xml_safely(body: bytes, on_end: EndHandler, *, max_bytes: int = MAX_XM
         nonlocal root
         if len(stack) >= MAX_DEPTH:
             raise XmlRejected(f"nested deeper than {MAX_DEPTH}", code="too_deep")
-        ns, _, local = name.rpartition(" ")
-        if not stack and not root:
-            root = local
-        plain = {key.rpartition(" ")[2]: value for key, value in attrs.items()}
-        stack.append((ns, local, plain, [], 0))
+        namespaces = stack[-1].namespaces if stack else {}
+        declared = {k[6:]: v for k, v in attrs.items() if k.startswith("xmlns:")}
+        if "xmlns" in attrs:
+            declared[""] = attrs["xmlns"]
+        if declared:
+            namespaces = {**namespaces, **declared}
+        prefix, _, local = name.rpartition(":")
+        root = root or local
+        plain = {k.rpartition(":")[2]: v for k, v in attrs.items() if not k.startswith("xmlns")}
+        stack.append(_Open(namespaces.get(prefix, prefix), local, plain, namespaces))
 
     def text(chars: str) -> None:
-        if stack:
-            ns, local, attrs, parts, size = stack[-1]
-            if size < MAX_TEXT:
-                parts.append(chars)
-                stack[-1] = (ns, local, attrs, parts, size + len(chars))
+        if stack and stack[-1].size < MAX_TEXT:
+            stack[-1].text.append(chars)
+            stack[-1].size += len(chars)
 
     def end(_name: str) -> None:
-        ns, local, attrs, parts, _ = stack.pop()
-        on_end(ns, local, attrs, "".join(parts)[:MAX_TEXT], tuple(e[1] for e in stack))
+        done = stack.pop()
+        text = "".join(done.text)[:MAX_TEXT]
+        on_end(done.ns, done.local, done.attrs, text, tuple(e.local for e in stack))
 
     parser.StartDoctypeDeclHandler = doctype
     parser.EntityDeclHandler = refuse
@@ -114,9 +120,19 @@ def parse_xml_safely(body: bytes, on_end: EndHandler, *, max_bytes: int = MAX_XM
         parser.Parse(data, True)
     except expat.ExpatError as exc:
         raise XmlRejected(f"malformed XML ({expat.ErrorString(exc.code)})") from exc
-    except RecursionError as exc:
-        raise XmlRejected("too deeply nested", code="too_deep") from exc
     return root
+
+
+@dataclass
+class _Open:
+    """An element being read: its namespace URI (or bare prefix), name, attributes, text."""
+
+    ns: str
+    local: str
+    attrs: dict[str, str]
+    namespaces: dict[str, str]
+    text: list[str] = field(default_factory=list)
+    size: int = 0
 
 
 def xml_root_name(body: bytes) -> str | None:
@@ -136,10 +152,10 @@ def xml_root_name(body: bytes) -> str | None:
         raise _Found
 
     def start(name: str, _attrs: dict[str, str]) -> None:
-        found.append(name.rpartition(" ")[2])
+        found.append(name.rpartition(":")[2])
         raise _Found
 
-    parser = expat.ParserCreate(namespace_separator=" ")
+    parser = expat.ParserCreate()  # no namespaces: an undeclared prefix must not hide the root
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = start
     parser.EntityDeclHandler = lambda *_: stop()  # a document that declares entities is no kind
@@ -162,7 +178,7 @@ def parse_sitemap(
     """
     data = gunzip_capped(body, max_bytes)
     if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        return _parse_text_sitemap(data, sitemap_url, max_entries)
+        return _parse_text_sitemap(data, max_entries)
     pages: dict[str, None] = {}
     children: dict[str, None] = {}
     media: dict[str, MediaLink] = {}
@@ -202,9 +218,9 @@ def parse_sitemap(
     return Sitemap(kind, tuple(pages), tuple(children), tuple(media.values()))
 
 
-def _parse_text_sitemap(data: bytes, sitemap_url: str, max_entries: int) -> Sitemap:
-    """A sitemaps.org text sitemap: one absolute URL per line (anything else is skipped)."""
-    del sitemap_url  # text sitemaps hold absolute URLs only; resolving junk would invent pages
+def _parse_text_sitemap(data: bytes, max_entries: int) -> Sitemap:
+    """A sitemaps.org text sitemap: one absolute URL per line (anything else, even a relative
+    URL, is skipped: resolving junk would invent pages)."""
     pages: dict[str, None] = {}
     for line in re.split(rb"[\r\n]+", data):
         text = line.decode("utf-8", "replace").strip()

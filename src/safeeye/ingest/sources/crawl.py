@@ -11,6 +11,7 @@ from safeeye.errors import FetchError
 from safeeye.ingest.crawl import CrawlLimits, FetchedPage, MediaFound, PageFailed, crawl, page_kind
 from safeeye.ingest.scope import CrawlScope
 from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.ingest.urls import normalize_url
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
 SITEMAP_PROBE = "/sitemap.xml"
@@ -57,7 +58,9 @@ class CrawlSource(SourceKind):
                     )
                     return FetchedPage(url, result.final_url, result.status, mime, b"", "other")
                 body = result.read_bytes()
-                page_ids[result.final_url] = ctx.record_page(result)
+                page_ids[normalize_url(result.final_url) or result.final_url] = ctx.record_page(
+                    result
+                )
                 kind = page_kind(result.content_type, body)
                 return FetchedPage(
                     url, result.final_url, result.status, result.content_type, body, kind
