@@ -53,7 +53,7 @@ class HostileHandler(BaseHTTPRequestHandler):
                 parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, now()
             )
         )
-        handler = owner._routes.get(parts.path)
+        handler = owner._routes.get(parts.path) or owner._prefixed(parts.path)
         try:
             if handler is None:
                 send(self, 404, b"not found", content_type="text/plain")
@@ -87,6 +87,7 @@ class HostileServer:
         self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
     ) -> None:
         self._routes: dict[str, Handler] = {}
+        self._prefixes: dict[str, Handler] = {}
         self._log: list[Recorded] = []
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -128,6 +129,14 @@ class HostileServer:
     def route(self, path: str, handler: Handler) -> None:
         """Answer GET ``path`` (query ignored) with ``handler``."""
         self._routes[path] = handler
+
+    def route_prefix(self, prefix: str, handler: Handler) -> None:
+        """Answer every GET path under ``prefix`` (longest prefix wins) with ``handler``."""
+        self._prefixes[prefix] = handler
+
+    def _prefixed(self, path: str) -> Handler | None:
+        matches = [p for p in self._prefixes if path.startswith(p)]
+        return self._prefixes[max(matches, key=len)] if matches else None
 
     def add(
         self,
@@ -211,6 +220,17 @@ def sequence(*handlers: Handler) -> Handler:
         with lock:
             n = next(served)
         handlers[min(n, len(handlers) - 1)](h)
+
+    return handle
+
+
+def maze(prefix: str = "/maze/") -> Handler:
+    """An endless site: every page links to two new, deeper pages (a crawler trap)."""
+
+    def handle(h: HostileHandler) -> None:
+        here = urlsplit(h.path).path.rstrip("/")
+        links = "".join(f'<a href="{here}/{n}">{n}</a>' for n in (1, 2))
+        send(h, 200, f"<html><body>{links}</body></html>".encode(), content_type="text/html")
 
     return handle
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import FACES, VIDEO, make_app, make_settings
-from hostile_server import HostileServer, endless, redirect
+from hostile_server import HostileServer, declared_length, endless, maze, redirect
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
 from safeeye.db.models import Match, Page, Sighting, Visit
@@ -101,6 +101,17 @@ def web_app(tmp_path: Path, detectors: Detectors) -> Iterator[SafeEye]:
     safe = make_app(settings, detectors)
     yield safe
     safe.close()
+
+
+def test_a_feed_url_yields_the_media_of_its_entries(web_app: SafeEye, site: HostileServer) -> None:
+    add_source(web_app, "url", site.url("/feed.xml"))
+    monitor = Monitor(web_app)
+    try:
+        (report,) = monitor.run_once()
+    finally:
+        monitor.close()
+    assert report.status == "done" and report.media_new == 1
+    assert _sighted(web_app) == {site.url("/img/feed.jpg")}
 
 
 def _sighted(app: SafeEye) -> set[str]:
@@ -213,6 +224,9 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
     site.add("/bad/bomb.png", bomb.getvalue(), content_type="image/png")
     site.add("/bad/text.jpg", b"<html>not an image</html>", content_type="image/jpeg")
     site.add("/bad/typed.bin", jpeg("biden2.jpg"), content_type="text/html")
+    site.route("/bad/huge.mp4", declared_length(10 * 1024**3))
+    site.add("/bad/junk.html", bytes(range(256)) * 64, content_type="text/html")
+    site.route_prefix("/maze/", maze())
     site.add(
         "/bad/",
         html(
@@ -225,6 +239,7 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
                     "bomb.png",
                     "text.jpg",
                     "typed.bin",
+                    "huge.mp4",
                 )
             ),
             '<img src="/img/biden.jpg">',
@@ -232,11 +247,15 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
         content_type="text/html",
     )
     add_source(web_app, "url", site.url("/bad/"))
+    add_source(web_app, "crawl", site.url("/maze/"), config={"depth": 100, "max_pages": 80})
+    add_source(web_app, "url", site.url("/bad/junk.html"))
     monitor = Monitor(web_app)
     try:
-        (report,) = monitor.run_once()
+        report, maze_report, junk_report = monitor.run_once()
     finally:
         monitor.close()
+    assert maze_report.status == "done" and 10 <= maze_report.pages <= 81
+    assert junk_report.status == "done" and junk_report.media_found == 0
     assert report.status == "done"
     assert site.url("/img/biden.jpg") in _sighted(web_app)
     assert site.url("/bad/typed.bin") in _sighted(web_app)  # sniffed, not trusted by type
@@ -245,11 +264,12 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
     assert "redirect_loop" in reasons["loop.jpg"]
     assert "blocked_address" in reasons["private.jpg"]
     assert "not_media" in reasons["text.jpg"]
+    assert "too_large" in reasons["huge.mp4"], report.errors
     with web_app.db.session() as session:
         bomb_sighting = session.execute(
             select(Sighting).where(Sighting.location == site.url("/bad/bomb.png"))
         ).scalar_one()
         assert bomb_sighting.error and bomb_sighting.error.startswith("too_many_pixels")
-        visit = session.execute(select(Visit)).scalar_one()
-        assert visit.status == "done" and visit.failures >= 5
+        visits = session.execute(select(Visit).order_by(Visit.id)).scalars().all()
+        assert [v.status for v in visits] == ["done"] * 3 and visits[0].failures >= 6
     web_app.close()

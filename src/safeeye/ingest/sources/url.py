@@ -1,4 +1,5 @@
-"""A single URL: a direct link to an image or video, or a page whose media are taken."""
+"""A single URL: a direct link to an image or video, a page whose media are taken, or a feed
+(RSS/Atom) or sitemap whose listed media are taken."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from safeeye.db.models import Source
-from safeeye.errors import FetchError
-from safeeye.ingest.links import extract_links
+from safeeye.errors import FetchError, SafeEyeError
+from safeeye.ingest.crawl import page_kind
+from safeeye.ingest.feeds import parse_feed
+from safeeye.ingest.links import MediaLink, charset_of, extract_links
+from safeeye.ingest.sitemaps import parse_sitemap
 from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
 
 
@@ -27,16 +31,26 @@ class UrlSource(SourceKind):
                 location=source.locator, url=source.locator, how="direct", prefetched=result
             )
             return
-        try:
+        with result:
+            body = result.read_bytes()
             page_id = ctx.record_page(result)
-            links = extract_links(result.read_bytes(), result.final_url)
-        finally:
-            result.unlink()
-        for link in links.media:
+            try:
+                media = _media_in(body, result.final_url, result.content_type)
+            except SafeEyeError as exc:  # an XML bomb or a broken feed
+                ctx.page_failed(source.locator, exc.as_text())
+                return
+        for link in media:
             yield Candidate(
-                location=link.url,
-                url=link.url,
-                page_url=result.final_url,
-                page_id=page_id,
-                how=link.how,
+                location=link.url, url=link.url, page_url=link.page_url or result.final_url,
+                page_id=page_id, how=link.how,
             )
+
+
+def _media_in(body: bytes, url: str, content_type: str | None) -> tuple[MediaLink, ...]:
+    """The media a page, feed or sitemap body links to."""
+    kind = page_kind(content_type, body)
+    if kind == "feed":
+        return parse_feed(body, url).media
+    if kind == "sitemap":
+        return parse_sitemap(body, url).media
+    return extract_links(body, url, charset_of(content_type)).media
