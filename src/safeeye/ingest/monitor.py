@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from safeeye.app import SafeEye
 from safeeye.db.models import Sighting, Source, UrlState, Visit
@@ -153,14 +154,27 @@ class Monitor:
     ) -> None:
         """Visit due sources until ``stop`` is set; sleeps until the next one is due."""
         self.recover()
+        failures = 0
         while not stop.is_set():
-            for source_id in self.due_sources():
-                if stop.is_set():
-                    return
-                report = self.visit(source_id)
-                if report is not None and on_visit is not None:
-                    on_visit(report)
-            wait = self.next_due_in()
+            try:
+                for source_id in self.due_sources():
+                    if stop.is_set():
+                        return
+                    report = self.visit(source_id)
+                    if report is not None and on_visit is not None:
+                        on_visit(report)
+                wait = self.next_due_in()
+                failures = 0
+            except SQLAlchemyError as exc:  # the database is away: wait and try again
+                failures += 1
+                wait = min(60.0, 2.0**failures)
+                log.warning(
+                    "monitor cannot reach the database (%s); retrying in %.0f s",
+                    type(exc).__name__,
+                    wait,
+                )
+                stop.wait(wait)
+                continue
             stop.wait(max_sleep if wait is None else min(max(wait, 0.2), max_sleep))
 
     # -- one visit -------------------------------------------------------------------------
