@@ -196,6 +196,9 @@ def test_a_second_visit_repeats_nothing_and_catches_what_is_new(
         )
         sightings = session.execute(select(Sighting)).scalars().all()
         assert len(sightings) == len({(s.location, s.sha256) for s in sightings})
+        kept = session.execute(select(Page).where(Page.url == site.url("/gallery/one.html")))
+        (page,) = kept.scalars().all()  # unchanged on the second visit: kept once
+        assert page.last_seen_at > page.fetched_at
         assert all(s.times_seen >= 1 for s in sightings)
 
 

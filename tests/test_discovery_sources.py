@@ -53,7 +53,8 @@ def test_a_telegram_export_imports_with_chat_message_date_and_link(
         assert any(s.media_id in matched for s in sightings)
 
 
-def test_a_watched_folder_picks_up_new_files_only(app: SafeEye, tmp_path: Path) -> None:
+def test_a_watched_folder_picks_up_new_files_only(any_db_app: SafeEye, tmp_path: Path) -> None:
+    app = any_db_app
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(FACES / "obama.jpg", inbox / "a.jpg")

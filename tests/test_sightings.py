@@ -13,7 +13,10 @@ from safeeye.db.models import AuditEvent, Media, Sighting
 from safeeye.pipeline.scan import Scanner
 
 
-def test_seeing_the_same_content_again_updates_the_sighting(app: SafeEye, tmp_path: Path) -> None:
+def test_seeing_the_same_content_again_updates_the_sighting(
+    any_db_app: SafeEye, tmp_path: Path
+) -> None:
+    app = any_db_app
     spot = tmp_path / "upload.jpg"
     shutil.copy(FACES / "obama.jpg", spot)
     scanner = Scanner(app)

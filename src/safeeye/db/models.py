@@ -242,7 +242,8 @@ class UrlState(Base):
 
 
 class Page(Base):
-    """Evidence of a page as fetched: its HTML (encrypted blob) and the HTTP facts."""
+    """Evidence of a page as fetched: its HTML (encrypted blob) and the HTTP facts. A page
+    fetched again with the same content only moves ``last_seen_at``."""
 
     __tablename__ = "pages"
 
@@ -252,7 +253,9 @@ class Page(Base):
     )
     url: Mapped[str] = mapped_column(Text)
     final_url: Mapped[str | None] = mapped_column(Text)
+    url_key: Mapped[str] = mapped_column(String(64), index=True)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     http_status: Mapped[int | None] = mapped_column(Integer)
     http_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     server_ip: Mapped[str | None] = mapped_column(String(64))

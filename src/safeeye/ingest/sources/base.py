@@ -54,9 +54,22 @@ class VisitContext:
         app = self.app
         body = result.read_bytes()
         sha256 = result.sha256 or hashlib.sha256(body).hexdigest()
+        url_key = hashlib.sha256(result.url.encode()).hexdigest()
+        with app.db.session() as session:
+            latest = session.execute(
+                select(Page)
+                .where(Page.source_id == self.source_id, Page.url_key == url_key)
+                .order_by(Page.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if latest is not None and latest.sha256 == sha256:
+                latest.last_seen_at = result.fetched_at or utcnow()
+                self.pages += 1
+                return latest.id
         address = app.blobs.put_bytes(body, app.keys.media, "page")
         with app.db.session() as session:
             page = Page(
+                url_key=url_key,
                 source_id=self.source_id,
                 url=result.url,
                 final_url=result.final_url,

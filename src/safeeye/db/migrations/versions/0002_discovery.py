@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 07:09:32.386498
+Create Date: 2026-11-25 07:28:44.621866
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def upgrade() -> None:
         sa.Column("source_id", sa.Integer(), nullable=True),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("final_url", sa.Text(), nullable=True),
+        sa.Column("url_key", sa.String(length=64), nullable=False),
         sa.Column("fetched_at", safeeye.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", safeeye.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column(
             "http_headers",
@@ -70,6 +72,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("pages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_pages_source_id"), ["source_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_pages_url_key"), ["url_key"], unique=False)
 
     op.create_table(
         "url_states",
@@ -152,6 +155,7 @@ def downgrade() -> None:
 
     op.drop_table("url_states")
     with op.batch_alter_table("pages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pages_url_key"))
         batch_op.drop_index(batch_op.f("ix_pages_source_id"))
 
     op.drop_table("pages")
