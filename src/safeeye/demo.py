@@ -1,23 +1,28 @@
-"""The demo job: a demo case from the fixture photos, then a scan of fixture photos and video."""
+"""The demo job: demo cases from the fixture photos, then a scan of fixture photos, the fixture
+video and a re-uploaded (mirrored, captioned) copy of a known photo."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw, ImageOps
 from rich.console import Console
 from rich.table import Table
 
 from safeeye.app import SafeEye
-from safeeye.cases.service import add_faces, create_case, get_case
+from safeeye.cases.service import add_faces, add_known, create_case, get_case
 from safeeye.errors import NotFoundError
 from safeeye.pipeline.scan import Scanner
 
-DEMO_CASE = "DEMO-0001"
-FACE_REFERENCES = ("faces/lin-manuel-miranda.png", "faces/obama.jpg")
+#: case code -> (face reference photos, known media), paths under tests/fixtures
+DEMO_CASES = {
+    "DEMO-LMM": (("faces/lin-manuel-miranda.png",), ()),
+    "DEMO-OBAMA": (("faces/obama.jpg",), ("faces/obama2.jpg",)),
+}
 SCAN = (
     "video/short_hamilton_clip.mp4",
-    "faces/obama2.jpg",
     "faces/obama3.jpg",
     "faces/biden.jpg",
     "faces/two_people.jpg",
@@ -26,38 +31,62 @@ SCAN = (
 
 def find_fixtures(start: Path | None = None) -> Path:
     """The ``tests/fixtures`` folder of the checkout the command runs in."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "tests" / "fixtures"
-        if (candidate / FACE_REFERENCES[0]).exists():
-            return candidate
+    for here in (start or Path.cwd(), Path(__file__).parent):  # the checkout, or the source's
+        here = here.resolve()
+        for folder in (here, *here.parents):
+            candidate = folder / "tests" / "fixtures"
+            if (candidate / SCAN[0]).exists():
+                return candidate
     raise NotFoundError("tests/fixtures not found: run the demo from the safeeye checkout")
 
 
+def reupload_of(known: Path, folder: Path) -> Path:
+    """What an uploader makes of a photo: mirrored, with a caption bar, re-encoded."""
+    image = ImageOps.mirror(ImageOps.exif_transpose(Image.open(known)).convert("RGB"))
+    bar = image.height // 7
+    out = Image.new("RGB", (image.width, image.height + bar), "white")
+    out.paste(image, (0, 0))
+    ImageDraw.Draw(out).text((12, image.height + bar // 3), "look who it is", fill="black")
+    path = folder / "reupload-mirrored-captioned.jpg"
+    out.save(path, quality=60)
+    return path
+
+
+def _register(app: SafeEye, fixtures: Path) -> None:
+    for code, (faces, known) in DEMO_CASES.items():
+        with app.db.session() as session:
+            try:
+                get_case(session, code)
+                continue
+            except NotFoundError:
+                pass
+        create_case(app, code, consent_basis="demo: public-figure test photos")
+        add_faces(app, code, [fixtures / p for p in faces])
+        add_known(app, code, [fixtures / p for p in known])
+
+
 def run_demo(app: SafeEye, console: Console | None = None) -> dict[str, Any]:
-    """Register (once) the demo case and scan the demo inputs; returns what was found."""
+    """Register (once) the demo cases and scan the demo inputs; returns what was found."""
     fixtures = find_fixtures()
-    with app.db.session() as session:
-        try:
-            get_case(session, DEMO_CASE)
-            exists = True
-        except NotFoundError:
-            exists = False
-    if not exists:
-        create_case(app, DEMO_CASE, consent_basis="demo: public-figure test photos")
-        add_faces(app, DEMO_CASE, [fixtures / p for p in FACE_REFERENCES])
+    _register(app, fixtures)
     scanner = Scanner(app)
-    try:
-        results = scanner.scan_paths([fixtures / p for p in SCAN])
-    finally:
-        scanner.close()
-    summary = {"case": DEMO_CASE, "results": [r.to_json() for r in results]}
+    with tempfile.TemporaryDirectory(prefix="safeeye-demo-") as tmp:
+        inputs = [fixtures / p for p in SCAN]
+        inputs.append(reupload_of(fixtures / DEMO_CASES["DEMO-OBAMA"][1][0], Path(tmp)))
+        try:
+            results = scanner.scan_paths(inputs)
+        finally:
+            scanner.close()
+    summary = {"cases": list(DEMO_CASES), "results": [r.to_json() for r in results]}
     if console is not None:
-        table = Table("scanned", "type", "faces", "sexual", "matches (case:kind@distance, seconds)")
+        table = Table(
+            "scanned", "type", "faces", "sexual", "matches (case kind distance @ seconds)"
+        )
         for r in results:
-            matches = "; ".join(
-                f"{m.case}:{m.kind}@{m.distance:.2f} t={','.join(f'{t:g}' for t in m.frames[:12])}"
-                + ("…" if len(m.frames) > 12 else "")
+            matches = "\n".join(
+                f"{m.case} {m.kind} {m.distance:.2f} @ "
+                + ",".join(f"{t:g}" for t in m.frames[:8])
+                + ("…" if len(m.frames) > 8 else "")
                 for m in r.matches
             )
             table.add_row(
@@ -68,8 +97,12 @@ def run_demo(app: SafeEye, console: Console | None = None) -> dict[str, Any]:
                 matches or (r.error or "none"),
             )
         console.print(
-            f"demo case [bold]{DEMO_CASE}[/bold]: face references "
-            + ", ".join(Path(p).name for p in FACE_REFERENCES)
+            "demo cases: "
+            + ", ".join(
+                f"{code} (faces: {', '.join(Path(p).name for p in faces)}"
+                + (f"; known: {', '.join(Path(p).name for p in known)})" if known else ")")
+                for code, (faces, known) in DEMO_CASES.items()
+            )
         )
         console.print(table)
         console.print(f"data in {app.settings.data_dir.resolve()}; audit: safeeye audit verify")
