@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from safeeye.audit import AuditLog
 from safeeye.config import Settings
@@ -12,6 +13,10 @@ from safeeye.db.models import Case
 from safeeye.db.session import Database
 from safeeye.errors import ConflictError
 from safeeye.storage import BlobStore
+
+if TYPE_CHECKING:
+    from safeeye.matching.matcher import Matcher
+    from safeeye.pipeline.detectors import Detectors
 
 
 class Keyring:
@@ -72,7 +77,3 @@ def _login() -> str:
     except (KeyError, OSError):
         return "unknown"
 
-
-if False:  # pragma: no cover - for type checkers only
-    from safeeye.matching.matcher import Matcher
-    from safeeye.pipeline.detectors import Detectors
