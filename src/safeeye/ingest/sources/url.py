@@ -41,8 +41,11 @@ class UrlSource(SourceKind):
                 return
         for link in media:
             yield Candidate(
-                location=link.url, url=link.url, page_url=link.page_url or result.final_url,
-                page_id=page_id, how=link.how,
+                location=link.url,
+                url=link.url,
+                page_url=link.page_url or result.final_url,
+                page_id=page_id,
+                how=link.how,
             )
 
 
