@@ -75,6 +75,9 @@ class Reference(Base):
     hashes: Mapped[list[ReferenceHash]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
+    features: Mapped[list[ReferenceFeatures]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
 
     __table_args__ = (UniqueConstraint("case_id", "kind", "sha256"),)
 
@@ -109,6 +112,21 @@ class ReferenceHash(Base):
     hash_hex: Mapped[str] = mapped_column(String(64))
     quality: Mapped[int] = mapped_column(Integer)
     frame_time: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReferenceFeatures(Base):
+    """The local features (ORB keypoints) of a known image, or of its mirror image, sealed
+    under the case's key: they find crops that no stored PDQ variant covers."""
+
+    __tablename__ = "reference_features"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[int] = mapped_column(
+        ForeignKey("case_references.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    mirrored: Mapped[bool] = mapped_column(default=False)
+    features_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Media(Base):
