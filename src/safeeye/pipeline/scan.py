@@ -42,6 +42,7 @@ class ScanResult:
     format: str | None = None
     faces: int = 0
     sexual_score: float = 0.0
+    sexual: bool = False  # sexual_score at or above SAFEEYE_SEXUAL_THRESHOLD
     error: str | None = None
     matches: list[MatchReport] = field(default_factory=list)
     frames_analyzed: int = 0
@@ -184,7 +185,7 @@ class Scanner:
 
     def _record(self, path: Path, analysis: MediaAnalysis, facts: SightingFacts) -> ScanResult:
         app = self.app
-        result = _result_of(str(path), analysis)
+        result = _result_of(str(path), analysis, app.settings.sexual_threshold)
         with app.db.session() as session:
             media = store_media(app, session, path, analysis)
             sighting = store_sighting(session, media, analysis, facts)
@@ -223,7 +224,7 @@ class Scanner:
         return result
 
 
-def _result_of(input_: str, analysis: MediaAnalysis) -> ScanResult:
+def _result_of(input_: str, analysis: MediaAnalysis, sexual_threshold: float) -> ScanResult:
     info = analysis.info
     return ScanResult(
         input=input_,
@@ -232,6 +233,7 @@ def _result_of(input_: str, analysis: MediaAnalysis) -> ScanResult:
         format=info.format if info else None,
         faces=analysis.face_count,
         sexual_score=analysis.sexual_score,
+        sexual=analysis.sexual_score >= sexual_threshold,
         error=analysis.error.as_text() if analysis.error else None,
         frames_analyzed=len(analysis.frames),
         duration=info.duration if info else None,
