@@ -21,6 +21,10 @@ from safeeye.pipeline.record import (
 from safeeye.signals.hashes import ContentHashes, hash_file
 
 
+#: Fewer files than this are analysed in this process unless a pool is running already.
+POOL_MIN_FILES = 8
+
+
 @dataclass
 class MatchReport:
     case: str
@@ -160,11 +164,12 @@ class Scanner:
                     fetched.unlink()
 
     def _analyzer(self, paths: list[Path]) -> InlineAnalyzer | PoolAnalyzer:
-        """The worker pool when it runs already or pays off (several files, a long video)."""
+        """The worker pool when it runs already or pays off (many files, a long video): starting
+        it costs a few seconds (each worker loads the models), about what 15 photos take."""
         if self.workers != 1 and (
             self._pool is not None
-            or len(paths) > 1
-            or (paths and video_segments(paths[0], self._pool_analyzer_size()) is not None)
+            or len(paths) >= POOL_MIN_FILES
+            or any(video_segments(p, self._pool_analyzer_size()) is not None for p in paths)
         ):
             return self._pool_analyzer()
         return InlineAnalyzer(self.app.settings, self.app.detectors)
