@@ -20,7 +20,6 @@ from safeeye.pipeline.record import (
 )
 from safeeye.signals.hashes import ContentHashes, hash_file
 
-
 #: Fewer files than this are analysed in this process unless a pool is running already.
 POOL_MIN_FILES = 8
 
