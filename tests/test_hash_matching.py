@@ -98,3 +98,52 @@ def test_a_reencoded_copy_of_a_known_video_matches_frame_by_frame(
     (match,) = [m for m in result["matches"] if m["kind"] == "hash"]
     assert match["case"] == "CASE-V" and match["distance"] <= 31
     assert match["frame_count"] >= 8 and len(match["frames"]) == match["frame_count"]
+
+
+ODD_CROPS = {
+    "left_5": (0.05, 0, 0, 0),
+    "top_7": (0, 0.07, 0, 0),
+    "right_13": (0, 0, 0.13, 0),
+    "uneven_4_11": (0.04, 0.11, 0, 0),
+    "corner_17": (0, 0, 0.17, 0.17),
+}
+
+
+def _odd_crop(source: Path, name: str, tmp_path: Path, caption: bool = False) -> Path:
+    im = ImageOps.exif_transpose(Image.open(source)).convert("RGB")
+    left, top, right, bottom = ODD_CROPS[name]
+    w, h = im.size
+    im = im.crop((round(w * left), round(h * top), round(w * (1 - right)), round(h * (1 - bottom))))
+    if caption:
+        im = _caption(im)
+    out = tmp_path / f"{source.stem}-{name}{'-caption' if caption else ''}.jpg"
+    im.save(out, quality=70)
+    return out
+
+
+def test_crops_no_hash_variant_covers_are_found_by_local_features(
+    app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run(app, monkeypatch, "case", "create", "CASE-L")
+    run(app, monkeypatch, "case", "add-known", "CASE-L", str(FACES / "obama.jpg"))
+    copies = [_odd_crop(FACES / "obama.jpg", name, tmp_path) for name in ODD_CROPS]
+    copies.append(_odd_crop(FACES / "obama.jpg", "right_13", tmp_path, caption=True))
+    others = [FACES / n for n in ("obama2.jpg", "obama3.jpg", "biden.jpg", "two_people.jpg")]
+    results = run(app, monkeypatch, "scan", *map(str, copies + others))
+    for result in results[: len(copies)]:
+        hashes = [m for m in result["matches"] if m["kind"] == "hash"]
+        assert [m["case"] for m in hashes] == ["CASE-L"], result["input"]
+        assert hashes[0]["distance"] <= 31
+    for result in results[len(copies) :]:  # other photos of the same man are not this photo
+        assert [m for m in result["matches"] if m["kind"] == "hash"] == [], result["input"]
+    from sqlalchemy import select
+
+    from safeeye.db.models import Match
+
+    with app.db.session() as session:
+        details = [
+            frame["detail"]
+            for match in session.execute(select(Match).where(Match.kind == "hash")).scalars()
+            for frame in match.evidence["frames"]
+        ]
+    assert sum(d.startswith("local~") for d in details) >= 4, details

@@ -12,9 +12,18 @@ from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
 from safeeye.crypto import seal
-from safeeye.db.models import Case, Match, Media, Reference, ReferenceFace, ReferenceHash
+from safeeye.db.models import (
+    Case,
+    Match,
+    Media,
+    Reference,
+    ReferenceFace,
+    ReferenceFeatures,
+    ReferenceHash,
+)
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError
+from safeeye.matching.local_features import LocalFeatures, extract_features
 from safeeye.matching.variants import known_hashes
 from safeeye.media.decode import open_media
 from safeeye.signals.hashes import hash_file
@@ -199,6 +208,7 @@ def add_known(app: SafeEye, code: str, files: list[Path]) -> list[ReferenceOutco
 def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
     content = hash_file(path)
     rows: list[tuple[str, str, int, float]] = []  # variant, hex, quality, frame time
+    features: list[LocalFeatures] = []
     with open_media(path, app.settings.media_limits, app.settings.sampling) as media:
         info = media.info
         for frame in media.frames():
@@ -206,6 +216,10 @@ def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
                 rows.extend(
                     (v.variant, v.hash.hex, v.hash.quality, 0.0) for v in known_hashes(frame.image)
                 )
+                features = [
+                    extract_features(frame.image),
+                    extract_features(frame.image, mirrored=True),
+                ]
             else:
                 h = pdq_hash(frame.image)
                 rows.append((f"frame:{frame.reason}", h.hex, h.quality, frame.time))
@@ -246,6 +260,16 @@ def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
             )
             for variant, hex_, quality, time in rows
         )
+        for feature_set in features:
+            row = ReferenceFeatures(
+                reference_id=reference.id,
+                case_id=case.id,
+                mirrored=feature_set.mirrored,
+                features_sealed=b"",
+            )
+            session.add(row)
+            session.flush()
+            row.features_sealed = seal(key, feature_set.to_bytes(), f"features:{row.id}".encode())
         app.audit.append(
             session,
             app.actor,

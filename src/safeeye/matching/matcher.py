@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,14 +12,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from safeeye.crypto import unseal
-from safeeye.db.models import Case, Reference, ReferenceFace, ReferenceHash
+from safeeye.db.models import Case, Reference, ReferenceFace, ReferenceFeatures, ReferenceHash
 from safeeye.matching.indexes import FaceIndex, IndexEntry, PdqIndex
+from safeeye.matching.local_features import (
+    LocalFeatureIndex,
+    LocalFeatures,
+    Verification,
+    aligned_pdq_distance,
+    verify,
+)
 from safeeye.matching.rules import FrameHit, MatchCandidate, group_hits
+from safeeye.media.images import decode_still
 from safeeye.signals.pdq import PdqHash
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
-    from safeeye.pipeline.analyze import MediaAnalysis
+    from safeeye.pipeline.analyze import FrameAnalysis, MediaAnalysis
 
 
 class Matcher:
@@ -29,6 +38,9 @@ class Matcher:
         self.settings = app.settings
         self.pdq = PdqIndex()
         self.faces = FaceIndex()
+        self.local = LocalFeatureIndex()
+        self._local_rows: dict[int, int] = {}  # reference_features row -> reference id
+        self._local_known: dict[int, tuple[int, list[LocalFeatures]]] = {}  # ref -> case, sets
         self._exact: dict[str, set[tuple[int, int]]] = defaultdict(set)
         self._lock = threading.Lock()
 
@@ -37,6 +49,7 @@ class Matcher:
         with self._lock:
             self._refresh_faces(session)
             self._refresh_hashes(session)
+            self._refresh_features(session)
             self._exact.clear()
             rows = session.execute(
                 select(Reference.id, Reference.case_id, Reference.sha256, Reference.md5).where(
@@ -87,6 +100,32 @@ class Matcher:
         if entries:
             self.pdq.add(entries, hashes)
 
+    def _refresh_features(self, session: Session) -> None:
+        present = set(session.execute(select(ReferenceFeatures.id)).scalars())
+        gone = set(self._local_rows) - present
+        for reference_id in {self._local_rows[row] for row in gone}:
+            self.local.remove(reference_id)
+            self._local_known.pop(reference_id, None)
+        for row in gone:
+            del self._local_rows[row]
+        missing = present - set(self._local_rows)
+        if not missing:
+            return
+        rows = session.execute(
+            select(ReferenceFeatures, Case)
+            .join(Case, Case.id == ReferenceFeatures.case_id)
+            .where(ReferenceFeatures.id.in_(missing))
+        ).all()
+        keys: dict[int, bytes] = {}
+        for row, case in rows:
+            if case.id not in keys:
+                keys[case.id] = self.app.keys.case_key(case)
+            raw = unseal(keys[case.id], row.features_sealed, f"features:{row.id}".encode())
+            features = LocalFeatures.from_bytes(raw)
+            self.local.add(row.reference_id, features)
+            self._local_known.setdefault(row.reference_id, (case.id, []))[1].append(features)
+            self._local_rows[row.id] = row.reference_id
+
     def match(self, analysis: MediaAnalysis) -> list[MatchCandidate]:
         """Every case this media matches, one candidate per (case, kind), with evidence."""
         with self._lock:
@@ -113,6 +152,8 @@ class Matcher:
                     FrameHit(index, time, hit.distance, hit.entry.reference_id, detail),
                 )
             )
+        found = {case_id for case_id, _ in hits}
+        hits.extend(self._match_local(analysis, found))
         candidates = group_hits(hits, "hash")
         for key, kind in ((analysis.hashes.sha256, "sha256"), (analysis.hashes.md5, "md5")):
             for case_id, ref_id in self._exact.get(key, ()):
@@ -120,6 +161,59 @@ class Matcher:
                 candidate.exact = candidate.exact or kind
                 candidate.hits.append(FrameHit(0, 0.0, 0.0, ref_id, kind))
         return candidates
+
+    def _match_local(self, analysis: MediaAnalysis, found: set[int]) -> list[tuple[int, FrameHit]]:
+        """Known images a still shows only in part (a crop no PDQ variant covers): ORB
+        candidates, geometric verification, then the PDQ distance of the aligned region."""
+        hits: list[tuple[int, FrameHit]] = []
+        for frame in analysis.frames:
+            if frame.local is None or frame.preview is None:
+                continue
+            for reference_id, _votes in self.local.candidates(frame.local):
+                case_id, feature_sets = self._local_known[reference_id]
+                if case_id in found:
+                    continue
+                verified = [v for fs in feature_sets if (v := verify(frame.local, fs))]
+                if not verified:
+                    continue
+                best = max(verified, key=lambda v: v.inliers)
+                distance = self._aligned_distance(reference_id, frame, best)
+                if distance is None or distance > self.settings.pdq_threshold:
+                    continue
+                detail = f"local~inliers:{best.inliers}"
+                hits.append(
+                    (case_id, FrameHit(frame.index, frame.time, distance, reference_id, detail))
+                )
+                found.add(case_id)
+        return hits
+
+    def _aligned_distance(
+        self, reference_id: int, frame: FrameAnalysis, verification: Verification
+    ) -> int | None:
+        """PDQ distance of the query's preview and the known image aligned into it."""
+        assert frame.preview is not None and frame.local is not None
+        known = self._known_image(reference_id)
+        if known is None:
+            return None
+        scale = frame.preview.shape[1] / frame.local.width
+        scaled = replace(
+            verification,
+            transform=verification.transform * scale,
+            scale=verification.scale * scale,
+        )
+        return aligned_pdq_distance(frame.preview, known, scaled)
+
+    def _known_image(self, reference_id: int) -> np.ndarray | None:
+        """The known image's pixels, decrypted in memory (never written out)."""
+        with self.app.db.session() as session:
+            reference = session.get(Reference, reference_id)
+            if reference is None:
+                return None
+            case = session.get(Case, reference.case_id)
+            if case is None or case.wrapped_key is None:
+                return None
+            data = self.app.blobs.get_bytes(reference.blob_address, self.app.keys.case_key(case))
+        return decode_still(data)
 
     def _match_faces(self, analysis: MediaAnalysis) -> dict[int, MatchCandidate]:
         embeddings, origin = [], []

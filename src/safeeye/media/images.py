@@ -342,3 +342,12 @@ def _decode_error(exc: BaseException, fmt: str) -> MediaError:
     if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text:
         return MediaError(f"the {name} data ends early (the file is truncated)", code="truncated")
     return MediaError(f"the {name} data is damaged and cannot be decoded", code="corrupt")
+
+
+def decode_still(data: bytes) -> np.ndarray:
+    """A stored still image (already checked when it was registered) as upright RGB uint8,
+    decoded in memory the same way ``open_media`` decodes it, so nothing is written out."""
+    import io
+
+    with Image.open(io.BytesIO(data)) as image:
+        return _decode_current(image)

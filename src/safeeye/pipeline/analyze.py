@@ -10,8 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
+from safeeye.matching.local_features import LocalFeatures, extract_features
 from safeeye.matching.variants import VariantHash, query_hashes
 from safeeye.media.decode import MediaInfo, open_media
 from safeeye.media.frames import Frame
@@ -24,6 +28,8 @@ from safeeye.signals.pdq import PdqHash
 from safeeye.signals.vpdq import VpdqFeature, vpdq_from_frames
 
 STAGES = ("decode", "hashes", "faces", "sexual_content")
+#: The longest side of the copy of a still kept for verifying local-feature matches.
+PREVIEW_SIDE = 640
 
 
 @dataclass
@@ -37,6 +43,10 @@ class FrameAnalysis:
     variants: list[VariantHash]
     nudity: NudityResult
     faces: list[Face]
+    # Stills only: ORB features for crop-tolerant matching, and a small copy of the picture
+    # to measure a verified match's aligned PDQ distance on (neither is stored).
+    local: LocalFeatures | None = None
+    preview: np.ndarray | None = None
 
 
 @dataclass
@@ -153,9 +163,13 @@ def finish(analysis: MediaAnalysis) -> None:
 
 def analyze_frame(frame: Frame, detectors: Detectors, timings: dict[str, float]) -> FrameAnalysis:
     """PDQ (with the variants used for matching), sexual-content scores and faces of a frame."""
+    local = preview = None
     with _timed(timings, "hashes"):
         variants = query_hashes(frame.image)  # the first is the plain "original" hash
         pdq = variants[0].hash
+        if frame.reason == "still":
+            local = extract_features(frame.image)
+            preview = fit_within(frame.image, PREVIEW_SIDE)
     with _timed(timings, "sexual_content"):
         nudity = detectors.nudity.predict(frame.image)
     with _timed(timings, "faces"):
@@ -168,4 +182,16 @@ def analyze_frame(frame: Frame, detectors: Detectors, timings: dict[str, float])
         variants=variants,
         nudity=nudity,
         faces=faces,
+        local=local,
+        preview=preview,
     )
+
+
+def fit_within(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` scaled down (area averaging) so its longest side is at most ``side``."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
