@@ -193,7 +193,7 @@ def test_other_photos_do_not_verify(
                 verified.append(raw[-1])
     # The pipeline verifies candidates only: every transformed copy's other candidates.
     for (name, transform), (_, features) in queries.items():
-        for entry, _votes in idx.candidates(features, min_votes=1):
+        for entry, _votes in idx.candidates(features):
             other = names[entry]
             related = other == name or frozenset((name, other)) in SAME_SOURCE
             if not related and verify_known(features, known[other]) is not None:

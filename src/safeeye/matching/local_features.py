@@ -43,7 +43,7 @@ DESCRIPTOR_BYTES = 32
 DESCRIPTOR_BITS = 8 * DESCRIPTOR_BYTES
 #: Images are resized so their longest side is this (smaller ones are enlarged to it too, so
 #: ORB's 31-pixel patches see the same amount of picture whatever the upload's size).
-WORK_SIDE = 800
+WORK_SIDE = 640
 #: The keypoint grid (cells across the longest side); each cell keeps an equal share.
 GRID_CELLS = 6
 #: ORB settings: candidate keypoints detected per kept one, pyramid and FAST threshold.
@@ -306,7 +306,10 @@ class LocalFeatureIndex:
     ) -> list[tuple[int, int]]:
         """The entries with at least ``min_votes`` votes, most first: (entry id, votes).
 
-        Exact search costs (query descriptors) x (indexed descriptors) Hamming distances.
+        Exact search costs (query descriptors) x (indexed descriptors) Hamming distances:
+        about 0.25-0.5 s for 1 000 known images (2 cores), linear in their number; an inverted
+        file (1 024 lists, 16 probes) took 13 ms there, and 4 096 lists with 8 probes 40 ms for
+        10 000, with no candidate lost on the test transformations.
         """
         ranked = sorted(self.votes(query).items(), key=lambda item: (-item[1], item[0]))
         return [(e, v) for e, v in ranked if v >= min_votes][:max_candidates]
@@ -438,9 +441,44 @@ def aligned_pdq_distance(
     query_image: np.ndarray, known_image: np.ndarray, verification: Verification
 ) -> int:
     """The PDQ distance between the query and the known image, both cropped to the part they
-    share and aligned by the verified transform (256 when they share nothing)."""
+    share, aligned by the verified transform and trimmed of edge rows and columns where they
+    disagree (a caption bar over a part the known image has); 256 when nothing is left."""
     x0, y0, x1, y1 = aligned_box(verification, known_image.shape, query_image.shape)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return 256
     region = aligned_region(known_image, verification, query_image.shape)
-    return hamming(pdq_hash(np.ascontiguousarray(query_image[y0:y1, x0:x1])), pdq_hash(region))
+    crop = query_image[y0:y1, x0:x1]
+    top, bottom, left, right = _agreeing(crop, region)
+    if bottom - top < 8 or right - left < 8:
+        return 256
+    return hamming(
+        pdq_hash(np.ascontiguousarray(crop[top:bottom, left:right])),
+        pdq_hash(np.ascontiguousarray(region[top:bottom, left:right])),
+    )
+
+
+#: Edge lines whose median grey difference exceeds this are trimmed by ``_agreeing``.
+_DISAGREE = 40
+_MAX_TRIM = 0.4
+
+
+def _agreeing(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): ``a`` and ``b`` (same size) without the edge rows and
+    columns where they differ (median absolute grey difference over ``_DISAGREE``)."""
+    diff = cv2.absdiff(cv2.blur(_grey(a), (5, 5)), cv2.blur(_grey(b), (5, 5)))
+    height, width = diff.shape
+    step = max(1, max(height, width) // 256)  # a sample of each line is enough
+    bad_rows = np.median(diff[:, ::step], axis=1) > _DISAGREE
+    bad_cols = np.median(diff[::step], axis=0) > _DISAGREE
+    top = _run(bad_rows, _MAX_TRIM)
+    bottom = height - _run(bad_rows[::-1], _MAX_TRIM)
+    left = _run(bad_cols, _MAX_TRIM)
+    right = width - _run(bad_cols[::-1], _MAX_TRIM)
+    return top, bottom, left, right
+
+
+def _run(flags: np.ndarray, limit: float) -> int:
+    """How many leading ``flags`` are set, at most ``limit`` of them all."""
+    clear = np.flatnonzero(~flags)
+    run = int(clear[0]) if len(clear) else len(flags)
+    return min(run, int(len(flags) * limit))
