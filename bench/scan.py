@@ -28,7 +28,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "src"))
 
 from safeeye.app import SafeEye  # noqa: E402
-from safeeye.cases.service import add_faces, create_case  # noqa: E402
+from safeeye.cases.service import add_faces, add_known, create_case  # noqa: E402
 from safeeye.config import Settings  # noqa: E402
 from safeeye.pipeline.analyze import STAGES  # noqa: E402
 from safeeye.pipeline.scan import Scanner, ScanResult  # noqa: E402
@@ -108,6 +108,10 @@ def main() -> int:
         app = SafeEye(settings)
         create_case(app, "BENCH-LMM")
         add_faces(app, "BENCH-LMM", [FIXTURES / "faces" / "lin-manuel-miranda.png"])
+        # A known image too, so scans also pay for what finds known images (PDQ variants and
+        # local features); some bench photos are crops of it and are matched.
+        create_case(app, "BENCH-KNOWN")
+        add_known(app, "BENCH-KNOWN", [FIXTURES / "faces" / "rose_leslie2.jpg"])
         scanner = Scanner(app)
         scanner.warm_up()  # workers start and load their models before the clock starts
 
@@ -115,9 +119,10 @@ def main() -> int:
         results = scanner.scan_paths(photos)
         wall = time.perf_counter() - start
         errors = [r for r in results if r.error]
+        known = sum(any(m.case == "BENCH-KNOWN" for m in r.matches) for r in results)
         print(
             f"photos: {len(results)} in {wall:.2f}s, {len(errors)} errors, "
-            f"{sum(r.faces for r in results)} faces"
+            f"{sum(r.faces for r in results)} faces, {known} matches of the known image"
         )
         print(stage_line(results, wall))
         print(f"images_per_second: {len(results) / wall:.2f}")

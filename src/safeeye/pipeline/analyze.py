@@ -97,11 +97,14 @@ def analyze_file(
     hashes: ContentHashes | None = None,
     segment: tuple[float, float | None] | None = None,
     decode_threads: int = 0,
+    local_features: bool = True,
 ) -> MediaAnalysis:
     """Decode ``path`` and compute every signal of every selected frame.
 
     ``segment`` restricts a video to the frames in [start, end) seconds, so several workers
-    can share one video (join the parts with ``merge_parts``). Never raises for bad media:
+    can share one video (join the parts with ``merge_parts``). ``local_features`` (ORB, for
+    crop-tolerant matching of stills) is only worth computing when known images are indexed.
+    Never raises for bad media:
     a ``MediaError`` is recorded on the result instead.
     """
     timings: dict[str, float] = defaultdict(float)
@@ -123,7 +126,7 @@ def analyze_file(
                     frame = next(frames, None)
                 if frame is None:
                     break
-                analysis.frames.append(analyze_frame(frame, detectors, timings))
+                analysis.frames.append(analyze_frame(frame, detectors, timings, local_features))
     except MediaError as exc:
         analysis.error = exc
     if segment is None:
@@ -161,13 +164,15 @@ def finish(analysis: MediaAnalysis) -> None:
             analysis.vpdq = vpdq_from_frames((f.index, f.time - origin, f.pdq) for f in samples)
 
 
-def analyze_frame(frame: Frame, detectors: Detectors, timings: dict[str, float]) -> FrameAnalysis:
+def analyze_frame(
+    frame: Frame, detectors: Detectors, timings: dict[str, float], local_features: bool = True
+) -> FrameAnalysis:
     """PDQ (with the variants used for matching), sexual-content scores and faces of a frame."""
     local = preview = None
     with _timed(timings, "hashes"):
         variants = query_hashes(frame.image)  # the first is the plain "original" hash
         pdq = variants[0].hash
-        if frame.reason == "still":
+        if local_features and frame.reason == "still":
             local = extract_features(frame.image)
             preview = fit_within(frame.image, PREVIEW_SIDE)
     with _timed(timings, "sexual_content"):

@@ -33,7 +33,10 @@ def _init_worker(settings: Settings) -> None:
 
 
 def _analyze_in_worker(
-    path: str, hashes: ContentHashes | None, segment: tuple[float, float | None] | None
+    path: str,
+    hashes: ContentHashes | None,
+    segment: tuple[float, float | None] | None,
+    local_features: bool,
 ) -> MediaAnalysis:
     assert _worker_detectors is not None and _worker_settings is not None
     settings = _worker_settings
@@ -45,6 +48,7 @@ def _analyze_in_worker(
         hashes=hashes,
         segment=segment,
         decode_threads=1,  # the other workers keep the other cores busy
+        local_features=local_features,
     )
 
 
@@ -72,7 +76,11 @@ class InlineAnalyzer:
         self.detectors = detectors
 
     def analyze_all(
-        self, paths: list[Path], hashes: list[ContentHashes] | None = None
+        self,
+        paths: list[Path],
+        hashes: list[ContentHashes] | None = None,
+        *,
+        local_features: bool = True,
     ) -> Iterator[MediaAnalysis]:
         settings = self.settings
         for i, path in enumerate(paths):
@@ -82,6 +90,7 @@ class InlineAnalyzer:
                 settings.media_limits,
                 settings.sampling,
                 hashes=hashes[i] if hashes else None,
+                local_features=local_features,
             )
 
 
@@ -112,11 +121,20 @@ class PoolAnalyzer:
             self._pool = None
 
     def analyze_all(
-        self, paths: list[Path], hashes: list[ContentHashes] | None = None
+        self,
+        paths: list[Path],
+        hashes: list[ContentHashes] | None = None,
+        *,
+        local_features: bool = True,
     ) -> Iterator[MediaAnalysis]:
         """Analyses in input order; long videos are split into segments analysed in parallel."""
         jobs = [
-            _Job(path, hashes[i] if hashes else None, video_segments(path, self.workers))
+            _Job(
+                path,
+                hashes[i] if hashes else None,
+                video_segments(path, self.workers),
+                local_features,
+            )
             for i, path in enumerate(paths)
         ]
         for job in jobs:
@@ -137,7 +155,7 @@ class PoolAnalyzer:
         pool = self._executor()
         segments = job.segments or [None]
         job.futures = [
-            pool.submit(_analyze_in_worker, str(job.path), job.hashes, segment)
+            pool.submit(_analyze_in_worker, str(job.path), job.hashes, segment, job.local_features)
             for segment in segments
         ]
 
@@ -170,6 +188,7 @@ class _Job:
     path: Path
     hashes: ContentHashes | None
     segments: list[tuple[float, float | None]] | None
+    local_features: bool = True
     futures: list[Future[MediaAnalysis]] = field(default_factory=list)
 
 

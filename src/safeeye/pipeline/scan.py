@@ -109,7 +109,9 @@ class Scanner:
                 todo.append((i, hashes))
         todo_paths = [paths[i] for i, _ in todo]
         analyzer = self._analyzer(todo_paths)
-        analyses = analyzer.analyze_all(todo_paths, [h for _, h in todo])
+        analyses = analyzer.analyze_all(
+            todo_paths, [h for _, h in todo], local_features=self._known_images_indexed()
+        )
         for (i, _), analysis in zip(todo, analyses, strict=True):
             results[i] = self._record(paths[i], analysis, facts[i])
         return [r for r in results if r is not None]
@@ -172,6 +174,12 @@ class Scanner:
         ):
             return self._pool_analyzer()
         return InlineAnalyzer(self.app.settings, self.app.detectors)
+
+    def _known_images_indexed(self) -> bool:
+        """Whether any case has known images to find by local features (else skip ORB)."""
+        with self.app.db.session() as session:
+            self.app.matcher.refresh(session)
+        return len(self.app.matcher.local) > 0
 
     def _pool_analyzer_size(self) -> int:
         return self.workers or worker_count(self.app.settings)
