@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +35,9 @@ class Matcher:
     """Finds the cases a piece of media belongs to, by exact hash, PDQ and face."""
 
     def __init__(self, app: SafeEye) -> None:
+        # Searches here are small and run beside the scan workers, which keep the cores busy:
+        # FAISS's OpenMP threads would only spin against them.
+        faiss.omp_set_num_threads(1)
         self.app = app
         self.settings = app.settings
         self.pdq = PdqIndex()

@@ -27,6 +27,11 @@ _worker_settings: Settings | None = None
 
 def _init_worker(settings: Settings) -> None:
     global _worker_detectors, _worker_settings
+    import cv2
+
+    # One thread per worker: the pool already keeps every core busy, and OpenCV's own thread
+    # pool (ORB, resizing) would otherwise fight the other workers for the cores.
+    cv2.setNumThreads(1)
     _worker_settings = settings
     _worker_detectors = Detectors.from_settings(settings, threads=1)
     _worker_detectors.load()
