@@ -276,3 +276,33 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
         visits = session.execute(select(Visit).order_by(Visit.id)).scalars().all()
         assert [v.status for v in visits] == ["done"] * 3 and visits[0].failures >= 6
     web_app.close()
+
+
+def test_unchanged_pages_are_fetched_conditionally_and_read_from_the_evidence(
+    web_app: SafeEye, site: HostileServer
+) -> None:
+    from hostile_server import send
+
+    page = html('<img src="/img/biden.jpg">')
+
+    def with_etag(handler) -> None:  # type: ignore[no-untyped-def]
+        if handler.headers.get("If-None-Match") == '"v1"':
+            send(handler, 304, headers={"ETag": '"v1"'})
+        else:
+            send(handler, 200, page, content_type="text/html", headers={"ETag": '"v1"'})
+
+    site.route("/etag.html", with_etag)
+    source = add_source(
+        web_app, "crawl", site.url("/etag.html"), config={"sitemaps": False}, interval_seconds=60
+    )
+    monitor = Monitor(web_app)
+    try:
+        monitor.run_once()
+        make_due(web_app, source.id)
+        (second,) = monitor.run_once()
+    finally:
+        monitor.close()
+    conditional = [r.headers.get("if-none-match") for r in site.requests("/etag.html")]
+    assert conditional == [None, '"v1"']
+    assert second.status == "done" and second.pages == 1 and second.media_new == 0
+    assert site.url("/img/biden.jpg") in _sighted(web_app)

@@ -85,6 +85,50 @@ class VisitContext:
             self.pages += 1
             return page.id
 
+    def fetch_page(
+        self, url: str, *, obey_robots: bool = True, max_bytes: int | None = None
+    ) -> tuple[FetchResult, bytes, int | None, str | None]:
+        """Fetch a page, conditionally when it was kept before (its ETag / Last-Modified):
+        an unchanged page is read back from the evidence store instead of downloaded again.
+
+        Returns the fetch result, the body, the kept page's id (None for media bodies, which
+        are not kept as pages) and the body's declared content type. Raises ``FetchError``.
+        """
+        latest = self._latest_page(url)
+        headers = (latest.http_headers or {}) if latest is not None else {}
+        result = self.fetcher.fetch(
+            url,
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            obey_robots=obey_robots,
+            max_bytes=max_bytes,
+        )
+        if result.not_modified and latest is not None and latest.blob_address:
+            body = self.app.blobs.get_bytes(latest.blob_address, self.app.keys.media)
+            with self.app.db.session() as session:
+                page = session.get(Page, latest.id)
+                if page is not None:
+                    page.last_seen_at = result.fetched_at or utcnow()
+            self.pages += 1
+            return result, body, latest.id, headers.get("content-type")
+        sniffed = result.sniffed.kind if result.sniffed else "other"
+        if sniffed in ("image", "video"):
+            return result, b"", None, result.content_type
+        return result, result.read_bytes(), self.record_page(result), result.content_type
+
+    def _latest_page(self, url: str) -> Page | None:
+        url_key = hashlib.sha256(url.encode()).hexdigest()
+        with self.app.db.session() as session:
+            page = session.execute(
+                select(Page)
+                .where(Page.source_id == self.source_id, Page.url_key == url_key)
+                .order_by(Page.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if page is not None:
+                session.expunge(page)
+            return page
+
     def page_failed(self, url: str, error: FetchError | str) -> None:
         text = error.as_text() if isinstance(error, FetchError) else error
         self.page_failures.append(f"{url[:300]}: {text}")

@@ -43,7 +43,7 @@ class CrawlSource(SourceKind):
 
         def fetch_page(url: str) -> FetchedPage | None:
             try:
-                result = ctx.fetcher.fetch(
+                result, body, page_id, content_type = ctx.fetch_page(
                     url, obey_robots=obey, max_bytes=ctx.fetcher.policy.max_page_bytes
                 )
             except FetchError as exc:
@@ -51,20 +51,14 @@ class CrawlSource(SourceKind):
                     ctx.page_failed(url, exc)  # a site without /sitemap.xml is no failure
                 return None
             with result:
-                sniffed = result.sniffed.kind if result.sniffed else "other"
-                if sniffed in MIME_OF_SNIFFED:  # media behind a page-looking link
-                    mime = MIME_OF_SNIFFED[sniffed] + (
-                        result.sniffed.format if result.sniffed else ""
-                    )
+                if page_id is None:  # media behind a page-looking link
+                    sniffed = result.sniffed
+                    mime = MIME_OF_SNIFFED[sniffed.kind] + sniffed.format if sniffed else None
                     return FetchedPage(url, result.final_url, result.status, mime, b"", "other")
-                body = result.read_bytes()
-                page_ids[normalize_url(result.final_url) or result.final_url] = ctx.record_page(
-                    result
-                )
-                kind = page_kind(result.content_type, body)
-                return FetchedPage(
-                    url, result.final_url, result.status, result.content_type, body, kind
-                )
+                page_ids[normalize_url(result.final_url) or result.final_url] = page_id
+                kind = page_kind(content_type, body)
+                status = 200 if result.not_modified else result.status
+                return FetchedPage(url, result.final_url, status, content_type, body, kind)
 
         for event in crawl(
             seeds,
