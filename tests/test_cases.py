@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from conftest import FACES
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, add_known, create_case, list_cases, purge_case
-from safeeye.db.models import AuditEvent, Case, Media, Reference, ReferenceFace
+from safeeye.db.models import AuditEvent, Case, Match, Media, Reference, ReferenceFace
 from safeeye.errors import ConflictError, SafeEyeError
 from safeeye.pipeline.scan import Scanner
 
@@ -84,4 +84,19 @@ def test_purge_destroys_key_references_embeddings_and_exclusive_media(
     with pytest.raises(ConflictError):
         add_faces(app, "C1", [FACES / "obama.jpg"])
     with app.db.session() as session:
+        assert app.audit.verify(session).ok
+
+
+def test_a_new_case_finds_media_scanned_before_it_existed(any_db_app: SafeEye) -> None:
+    from safeeye.pipeline.rematch import rematch_archive
+
+    app = any_db_app
+    Scanner(app).scan_paths([FACES / "obama2.jpg", FACES / "biden.jpg", FACES / "obama3.jpg"])
+    create_case(app, "LATE")
+    add_faces(app, "LATE", [FACES / "obama.jpg"])
+    report = rematch_archive(app, "LATE")
+    assert (report.media_checked, report.new_matches) == (3, 2)
+    assert rematch_archive(app, "LATE").new_matches == 0  # nothing twice
+    with app.db.session() as session:
+        assert len(session.execute(select(Match)).scalars().all()) == 2
         assert app.audit.verify(session).ok

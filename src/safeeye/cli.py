@@ -153,6 +153,26 @@ def case_list(as_json: JsonOpt = False) -> None:
     Console().print(table)
 
 
+@case_app.command("rematch")
+def case_rematch(
+    code: Annotated[
+        str | None, typer.Argument(help="Only this case (default: every case).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Match everything scanned so far against the case's references (after adding some)."""
+    from safeeye.pipeline.rematch import rematch_archive
+
+    try:
+        report = rematch_archive(_app(), code)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(asdict(report))
+    else:
+        console.print(f"{report.media_checked} media checked, {report.new_matches} new matches")
+
+
 @case_app.command("purge")
 def case_purge(
     code: str,
