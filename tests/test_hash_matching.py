@@ -147,3 +147,19 @@ def test_crops_no_hash_variant_covers_are_found_by_local_features(
             for frame in match.evidence["frames"]
         ]
     assert sum(d.startswith("local~") for d in details) >= 4, details
+
+
+def test_local_matching_still_works_once_the_index_is_inverted(
+    app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from safeeye.matching import matcher
+
+    monkeypatch.setattr(matcher, "LOCAL_EXACT_LIMIT", 1000)  # as if hundreds of known images
+    run(app, monkeypatch, "case", "create", "CASE-I")
+    known = ["obama.jpg", "biden2.jpg", "rose_leslie1.jpg", "johnsnow_test1.jpg"]
+    run(app, monkeypatch, "case", "add-known", "CASE-I", *(str(FACES / n) for n in known))
+    copy = _odd_crop(FACES / "biden2.jpg", "uneven_4_11", tmp_path)
+    (result, other) = run(app, monkeypatch, "scan", str(copy), str(FACES / "obama2.jpg"))
+    assert app.matcher._local_inverted
+    assert [m["case"] for m in result["matches"] if m["kind"] == "hash"] == ["CASE-I"]
+    assert [m for m in other["matches"] if m["kind"] == "hash"] == []

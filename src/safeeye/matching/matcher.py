@@ -26,6 +26,10 @@ from safeeye.matching.rules import FrameHit, MatchCandidate, group_hits
 from safeeye.media.images import decode_still
 from safeeye.signals.pdq import PdqHash
 
+#: Above this many indexed descriptors (about 150 known images) the local-feature index
+#: becomes an inverted file: ~13 ms a query at 1 000 known images instead of ~300 ms.
+LOCAL_EXACT_LIMIT = 150_000
+
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
     from safeeye.pipeline.analyze import FrameAnalysis, MediaAnalysis
@@ -43,6 +47,7 @@ class Matcher:
         self.pdq = PdqIndex()
         self.faces = FaceIndex()
         self.local = LocalFeatureIndex()
+        self._local_inverted = False
         self._local_rows: dict[int, int] = {}  # reference_features row -> reference id
         self._local_known: dict[int, tuple[int, list[LocalFeatures]]] = {}  # ref -> case, sets
         self._exact: dict[str, set[tuple[int, int]]] = defaultdict(set)
@@ -129,6 +134,22 @@ class Matcher:
             self.local.add(row.reference_id, features)
             self._local_known.setdefault(row.reference_id, (case.id, []))[1].append(features)
             self._local_rows[row.id] = row.reference_id
+        if self.local.descriptor_count > LOCAL_EXACT_LIMIT and not self._local_inverted:
+            self._invert_local_index()
+
+    def _invert_local_index(self) -> None:
+        """Rebuild the local-feature index as an inverted file (exact search costs every
+        descriptor of every known image per query: about 0.3 s at 1 000 known images)."""
+        sets = [(ref, fs) for ref, (_case, sets) in self._local_known.items() for fs in sets]
+        descriptors = np.concatenate([fs.descriptors for _ref, fs in sets])
+        lists = max(16, min(4096, len(descriptors) // 400))
+        sample = np.random.default_rng(0).permutation(len(descriptors))[: 256 * lists]
+        index = LocalFeatureIndex(lists=lists, probes=16)
+        index.train(descriptors[sample])
+        for reference_id, features in sets:
+            index.add(reference_id, features)
+        self.local = index
+        self._local_inverted = True
 
     def match(self, analysis: MediaAnalysis) -> list[MatchCandidate]:
         """Every case this media matches, one candidate per (case, kind), with evidence."""
