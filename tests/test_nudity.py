@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -67,13 +66,7 @@ def test_batch_equals_single_predictions(
         assert one.sexual_score == pytest.approx(many.sexual_score, abs=1e-4)
 
 
-def test_signal_and_speed(detector: NudityDetector, images: dict[str, np.ndarray]) -> None:
+def test_signal_computes_a_frame(detector: NudityDetector, images: dict[str, np.ndarray]) -> None:
     image = images["obama.jpg"]
     assert NuditySignal.name == "nudity"
     assert NuditySignal(detector).compute(Frame(0, 0.0, image)).detections
-    start = time.perf_counter()
-    for _ in range(5):
-        detector.predict(image)
-    ms = (time.perf_counter() - start) / 5 * 1000
-    print(f"nudity: {ms:.0f} ms per 1-MP image, {detector.threads} threads")
-    assert ms < 1000

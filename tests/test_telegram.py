@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -338,11 +337,8 @@ def test_evidence_is_json_safe_and_names_the_file_in_the_export(
     }
 
 
-def test_twenty_thousand_text_messages_parse_in_well_under_a_few_seconds(tmp_path: Path) -> None:
+def test_twenty_thousand_text_messages_parse(tmp_path: Path) -> None:
     build_text_only_export(tmp_path, 20_000)
-    started = time.perf_counter()
     export = read_export(tmp_path)
-    elapsed = time.perf_counter() - started
     assert export.chats[0].message_count == 20_000
     assert export.media == ()
-    assert elapsed < 2.0, f"took {elapsed:.2f} s"
