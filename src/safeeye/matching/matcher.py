@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -75,17 +76,8 @@ class Matcher:
         missing = present - self.faces.row_ids
         if not missing:
             return
-        rows = session.execute(
-            select(ReferenceFace, Case)
-            .join(Case, Case.id == ReferenceFace.case_id)
-            .where(ReferenceFace.id.in_(missing))
-        ).all()
-        keys: dict[int, bytes] = {}
         entries, vectors = [], []
-        for face, case in rows:
-            if case.id not in keys:
-                keys[case.id] = self.app.keys.case_key(case)
-            raw = unseal(keys[case.id], face.embedding_sealed, f"face:{face.id}".encode())
+        for face, raw in self._unsealed(session, ReferenceFace, missing, "face"):
             entries.append(
                 IndexEntry(face.id, face.case_id, face.reference_id, frame_time=face.frame_time)
             )
@@ -120,22 +112,33 @@ class Matcher:
         missing = present - set(self._local_rows)
         if not missing:
             return
+        for row, raw in self._unsealed(session, ReferenceFeatures, missing, "features"):
+            features = LocalFeatures.from_bytes(raw)
+            self.local.add(row.reference_id, features)
+            self._local_known.setdefault(row.reference_id, (row.case_id, []))[1].append(features)
+            self._local_rows[row.id] = row.reference_id
+        if self.local.descriptor_count > LOCAL_EXACT_LIMIT and not self._local_inverted:
+            self._invert_local_index()
+
+    def _unsealed(
+        self,
+        session: Session,
+        model: type[ReferenceFace] | type[ReferenceFeatures],
+        ids: set[int],
+        purpose: str,
+    ) -> Iterator[tuple[Any, bytes]]:
+        """The rows ``ids`` of a table of sealed case data, each with its plaintext (sealed
+        under the row's case key, bound to ``purpose:id``)."""
+        sealed_column = "embedding_sealed" if model is ReferenceFace else "features_sealed"
         rows = session.execute(
-            select(ReferenceFeatures, Case)
-            .join(Case, Case.id == ReferenceFeatures.case_id)
-            .where(ReferenceFeatures.id.in_(missing))
+            select(model, Case).join(Case, Case.id == model.case_id).where(model.id.in_(ids))
         ).all()
         keys: dict[int, bytes] = {}
         for row, case in rows:
             if case.id not in keys:
                 keys[case.id] = self.app.keys.case_key(case)
-            raw = unseal(keys[case.id], row.features_sealed, f"features:{row.id}".encode())
-            features = LocalFeatures.from_bytes(raw)
-            self.local.add(row.reference_id, features)
-            self._local_known.setdefault(row.reference_id, (case.id, []))[1].append(features)
-            self._local_rows[row.id] = row.reference_id
-        if self.local.descriptor_count > LOCAL_EXACT_LIMIT and not self._local_inverted:
-            self._invert_local_index()
+            sealed = getattr(row, sealed_column)
+            yield row, unseal(keys[case.id], sealed, f"{purpose}:{row.id}".encode())
 
     def _invert_local_index(self) -> None:
         """Rebuild the local-feature index as an inverted file (exact search costs every

@@ -94,6 +94,8 @@ class Scanner:
     ) -> list[ScanResult]:
         """Scan each path; never raises for bad media (the error is on its result)."""
         facts = facts or [SightingFacts(location=str(p)) for p in paths]
+        with self.app.db.session() as session:  # once per call: today's references
+            self.app.matcher.refresh(session)
         results: list[ScanResult | None] = [None] * len(paths)
         todo: list[tuple[int, ContentHashes]] = []
         for i, path in enumerate(paths):
@@ -177,8 +179,6 @@ class Scanner:
 
     def _known_images_indexed(self) -> bool:
         """Whether any case has known images to find by local features (else skip ORB)."""
-        with self.app.db.session() as session:
-            self.app.matcher.refresh(session)
         return len(self.app.matcher.local) > 0
 
     def _pool_analyzer_size(self) -> int:
@@ -206,7 +206,6 @@ class Scanner:
             if media is not None:
                 result.media_id = media.id
             if media is not None and media.status == "scanned":
-                app.matcher.refresh(session)
                 for stored in store_matches(app, session, media, app.matcher.match(analysis)):
                     c = stored.candidate
                     result.matches.append(
