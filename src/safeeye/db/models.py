@@ -213,11 +213,18 @@ class Source(Base):
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The running visit's lease: only its owner writes the visit's results; it renews the lease
+    # while it works, and another monitor takes the source over only after the lease expired.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set while visits end "incomplete" (out of time): items handled since then are skipped.
+    resume_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Visit(Base):
-    """One monitoring cycle over one source; a visit left "running" by a killed monitor is
-    marked "interrupted" at the next start and the source is visited again."""
+    """One monitoring cycle over one source, written only by the holder of the source's lease
+    (``owner``); a visit whose lease expired while "running" is marked "interrupted" and the
+    source is visited again."""
 
     __tablename__ = "visits"
 
@@ -233,6 +240,7 @@ class Visit(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     matches: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the lease token of its monitor
 
 
 class UrlState(Base):
