@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     )
     fetch_total_timeout: float = Field(default=120.0, gt=0.0)
     fetch_max_page_bytes: int = Field(default=20 * 1024**2, gt=0)
+    visit_budget_seconds: float = Field(
+        default=900.0, gt=0.0, description="A visit stops after this long; the next one resumes."
+    )
     scan_workers: int = Field(default=0, ge=0, description="0: one per CPU core.")
 
     @field_validator("fetch_allowlist", mode="before")
