@@ -88,6 +88,25 @@ class Settings(BaseSettings):
         default=900.0, gt=0.0, description="A visit stops after this long; the next one resumes."
     )
     scan_workers: int = Field(default=0, ge=0, description="0: one per CPU core.")
+    analysis_isolation: Literal["process", "inline"] = Field(
+        default="process",
+        description="process: each file is analysed in a supervised worker process that is "
+        "killed when it breaks the time or memory budget (the file gets an error, the scan goes "
+        "on). inline: in the calling process, with NO time or memory budget; for tests and "
+        "debugging only.",
+    )
+    analysis_timeout: float = Field(
+        default=60.0, gt=0.0, description="Seconds one still image (or animation) may take."
+    )
+    analysis_seconds_per_video_second: float = Field(
+        default=2.0, ge=0.0, description="Extra seconds a video may take per second it lasts."
+    )
+    analysis_max_memory_mb: int = Field(
+        default=2048,
+        ge=16,
+        description="Resident memory (MB) analysing one file may add to a worker on top of its "
+        "loaded models; a worker going over is killed and the file gets an error.",
+    )
 
     @field_validator("fetch_allowlist", mode="before")
     @classmethod
