@@ -31,14 +31,8 @@ from hostile_server import (
     trickle,
 )
 from safeeye.errors import FetchError
-from safeeye.ingest.addresses import AddressGuard, is_public, parse_target
-from safeeye.ingest.fetcher import (
-    USER_AGENT,
-    Fetcher,
-    FetchPolicy,
-    FetchStatusError,
-    fetch_to_file,
-)
+from safeeye.ingest.addresses import is_public, parse_target
+from safeeye.ingest.fetcher import USER_AGENT, Fetcher, FetchPolicy, FetchStatusError
 
 LOOPBACK_ONLY = ("127.0.0.1/32",)
 MakeFetcher = Callable[..., Fetcher]
@@ -126,18 +120,6 @@ def test_image_fetch_keeps_the_evidence_a_sighting_needs(
     first, second = server.requests("/leak.png")
     assert first.headers["user-agent"] == USER_AGENT
     assert "cookie" not in second.headers  # cookies are neither kept nor sent back
-
-
-def test_fetch_to_file_still_works_for_the_scanner(server: HostileServer, tmp_path: Path) -> None:
-    server.add("/a.png", PNG, content_type="image/png")
-    fetched = fetch_to_file(server.url("/a.png"), FetchPolicy(allowlist=LOOPBACK_ONLY))
-    try:
-        assert fetched.path.read_bytes() == PNG and fetched.status == 200
-        assert fetched.server_ip == "127.0.0.1" and fetched.size == len(PNG)
-        assert fetched.final_url == server.url("/a.png") and fetched.redirects == []
-    finally:
-        fetched.path.unlink()
-    _fails("blocked_address", lambda: fetch_to_file(server.url("/a.png"), FetchPolicy()))
 
 
 def test_one_fetcher_serves_many_threads_at_once(
@@ -313,15 +295,6 @@ def test_non_public_addresses_are_recognised(address: str) -> None:
 
 def test_public_addresses_are_recognised() -> None:
     assert all(is_public(ipaddress.ip_address(a)) for a in ("8.8.8.8", "2606:4700::1111"))
-
-
-def test_the_allow_list_takes_hosts_and_networks() -> None:
-    guard = AddressGuard(("intranet.example", "10.0.0.0/8", "::1"))
-    assert guard.allowed("intranet.example", ipaddress.ip_address("192.168.0.9"))
-    assert guard.allowed("other", ipaddress.ip_address("10.9.9.9"))
-    assert guard.allowed("other", ipaddress.ip_address("::ffff:10.9.9.9"))
-    assert guard.allowed("other", ipaddress.ip_address("::1"))
-    assert not guard.allowed("other", ipaddress.ip_address("192.168.0.9"))
 
 
 def _resolver_to(*addresses: str, calls: list[str] | None = None) -> Any:
