@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -134,7 +135,11 @@ def _inspect(
         raise _bomb_error((width, height), limits)
     if _orientation(image) in (5, 6, 7, 8):
         width, height = height, width
-    frame_count = int(getattr(image, "n_frames", 1))
+    try:
+        # Pillow counts frames by walking every frame header; a damaged one can raise.
+        frame_count = int(getattr(image, "n_frames", 1))
+    except _PILLOW_ERRORS as exc:
+        raise _decode_error(exc, found.format) from exc
     animated = found.format in _ANIMATED_FORMATS and frame_count > 1
     if not animated:
         info = MediaInfo("image", found.format, width, height, None, 1, False)
@@ -146,7 +151,7 @@ def _inspect(
             code="too_many_frames",
         )
     with path.open("rb") as fh:
-        durations = _frame_durations(fh, found.format)
+        durations = _frame_durations(fh, found.format, frame_count)
     durations = _fit(durations, frame_count)
     starts = [0.0, *np.cumsum(durations[:-1]).tolist()]
     info = MediaInfo("image", found.format, width, height, float(sum(durations)), frame_count, True)
@@ -236,21 +241,20 @@ def _shown_for(seconds: float) -> float:
     return _SHORT_FRAME_SECONDS if seconds < _MIN_FRAME_SECONDS else seconds
 
 
-def _frame_durations(fh: BinaryIO, fmt: str) -> list[float]:
-    """Per-frame display time in seconds, read from the container without decoding pixels."""
-    try:
-        if fmt == "gif":
-            return _gif_durations(fh)
-        if fmt == "png":
-            return _apng_durations(fh)
-        if fmt == "webp":
-            return _webp_durations(fh)
-    except (struct.error, ValueError):
-        pass  # a damaged container: _fit fills in what could not be read
-    return []
+def _frame_durations(fh: BinaryIO, fmt: str, limit: int) -> list[float]:
+    """Per-frame display time in seconds of at most ``limit`` frames, read from the container
+    without decoding pixels. Never raises for damaged data: a reader stops where the container
+    stops making sense, and ``_fit`` fills in the frames it could not read."""
+    reader = _DURATION_READERS.get(fmt)
+    return list(itertools.islice(reader(fh), max(limit, 0))) if reader else []
+
+
+# Each reader below moves strictly forward through the file and stops at the end of the data
+# (or of the RIFF chunk), so hostile length fields can neither loop nor rewind it.
 
 
 def _skip_sub_blocks(fh: BinaryIO) -> None:
+    """Skip GIF data sub-blocks up to their terminator (or the end of the data)."""
     while True:
         size = fh.read(1)
         if not size or size[0] == 0:
@@ -258,72 +262,92 @@ def _skip_sub_blocks(fh: BinaryIO) -> None:
         fh.seek(size[0], 1)
 
 
-def _gif_durations(fh: BinaryIO) -> list[float]:
-    fh.seek(10)
-    flags = fh.read(3)[0]
-    if flags & 0x80:
-        fh.seek(3 << ((flags & 7) + 1), 1)
-    durations: list[float] = []
+def _gif_durations(fh: BinaryIO) -> Iterator[float]:
+    fh.seek(0)
+    header = fh.read(13)  # signature, logical screen descriptor
+    if len(header) < 13:
+        return
+    if header[10] & 0x80:
+        fh.seek(3 << ((header[10] & 7) + 1), 1)  # global colour table
     delay = 0.0
     while True:
         introducer = fh.read(1)
         if introducer == b"!":
-            label = fh.read(1)
-            if label == b"\xf9":
-                block = fh.read(fh.read(1)[0])
-                delay = struct.unpack("<H", block[1:3])[0] / 100.0
+            if fh.read(1) == b"\xf9":  # graphic control extension: the next frame's delay
+                size = fh.read(1)
+                block = fh.read(size[0]) if size else b""
+                if len(block) >= 3:
+                    delay = int.from_bytes(block[1:3], "little") / 100.0
             _skip_sub_blocks(fh)
         elif introducer == b",":
             descriptor = fh.read(9)
+            if len(descriptor) < 9:
+                return
             if descriptor[8] & 0x80:
-                fh.seek(3 << ((descriptor[8] & 7) + 1), 1)
+                fh.seek(3 << ((descriptor[8] & 7) + 1), 1)  # local colour table
             fh.seek(1, 1)  # LZW minimum code size
             _skip_sub_blocks(fh)
-            durations.append(_shown_for(delay))
+            yield _shown_for(delay)
             delay = 0.0
         else:  # trailer, end of data or garbage
-            return durations
+            return
 
 
-def _apng_durations(fh: BinaryIO) -> list[float]:
+def _apng_durations(fh: BinaryIO) -> Iterator[float]:
     fh.seek(8)
-    durations: list[float] = []
     animation_seen = False
+    frames = 0
     while True:
         header = fh.read(8)
         if len(header) < 8:
-            return durations
+            return
         length, chunk_type = struct.unpack(">I4s", header)
         if chunk_type == b"acTL":
             animation_seen = True
-        elif chunk_type == b"IDAT" and animation_seen and not durations:
-            durations.append(0.0)  # a default image that is not part of the animation
+        elif chunk_type == b"IDAT" and animation_seen and not frames:
+            frames += 1
+            yield 0.0  # a default image that is not part of the animation
             animation_seen = False
         elif chunk_type == b"fcTL":
-            control = fh.read(length)
+            control = fh.read(min(length, 26))
+            if length < 24 or len(control) < 24:
+                return  # a frame control chunk too short to hold its delay: damaged
             numerator, denominator = struct.unpack(">HH", control[20:24])
-            durations.append(_shown_for(numerator / (denominator or 100)))
-            fh.seek(4, 1)
+            frames += 1
+            yield _shown_for(numerator / (denominator or 100))
+            fh.seek(length - len(control) + 4, 1)
             continue
         elif chunk_type == b"IEND":
-            return durations
+            return
         fh.seek(length + 4, 1)
 
 
-def _webp_durations(fh: BinaryIO) -> list[float]:
-    fh.seek(12)
-    durations: list[float] = []
-    while True:
+def _webp_durations(fh: BinaryIO) -> Iterator[float]:
+    fh.seek(0)
+    riff = fh.read(12)
+    if len(riff) < 12:
+        return
+    end = 8 + int.from_bytes(riff[4:8], "little")  # data after the RIFF chunk is not WebP
+    position = 12
+    while position + 8 <= end:
+        fh.seek(position)
         header = fh.read(8)
         if len(header) < 8:
-            return durations
+            return
         fourcc, length = struct.unpack("<4sI", header)
         if fourcc == b"ANMF":
             frame_header = fh.read(16)
-            durations.append(_shown_for(int.from_bytes(frame_header[12:15], "little") / 1000.0))
-            fh.seek(length - 16 + (length & 1), 1)
-        else:
-            fh.seek(length + (length & 1), 1)
+            if length < 16 or len(frame_header) < 16:
+                return  # an ANMF chunk holds at least its 16-byte frame header: damaged
+            yield _shown_for(int.from_bytes(frame_header[12:15], "little") / 1000.0)
+        position += 8 + length + (length & 1)
+
+
+_DURATION_READERS: dict[str, Callable[[BinaryIO], Iterator[float]]] = {
+    "gif": _gif_durations,
+    "png": _apng_durations,
+    "webp": _webp_durations,
+}
 
 
 def _bomb_error(size: tuple[int, int] | None, limits: MediaLimits) -> MediaError:
