@@ -1,4 +1,5 @@
-"""A monitor killed in the middle of a cycle loses no sighting and duplicates none."""
+"""A monitor killed in the middle of a cycle loses no sighting and duplicates none; its source
+is taken over only once its lease has expired, and the next visit resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def _variants() -> list[bytes]:
         im.save(buffer, format="JPEG", quality=85)
         out.append(buffer.getvalue())
     return out
+
+
+def _expire_leases(db: Path) -> None:
+    """What two minutes without a heartbeat do: every lease's expiry is in the past."""
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE sources SET lease_until = :past WHERE lease_until IS NOT NULL"),
+            {"past": "2000-01-01 00:00:00.000000"},
+        )
+    engine.dispose()
 
 
 def _counts(db: Path) -> tuple[int, int, list[str]]:
@@ -100,10 +112,17 @@ def test_killing_the_monitor_mid_cycle_loses_and_duplicates_nothing(tmp_path: Pa
         before, _, visits = _counts(data / "safeeye.db")
         assert 3 <= before < IMAGES and visits == ["running"], (before, visits)
 
+        # The killed monitor's lease has not expired: its source is left alone.
+        early = _safeeye(env, "discover", "--once", "--json")
+        assert early.returncode == 0, early.stderr
+        assert json.loads(early.stdout)["visits"] == []
+        assert _counts(data / "safeeye.db")[2] == ["running"]
+
+        _expire_leases(data / "safeeye.db")
         again = _safeeye(env, "discover", "--once", "--json")
         assert again.returncode == 0, again.stderr
-        report = json.loads(again.stdout)
-        assert report["visits"][0]["status"] == "done"
+        (report,) = json.loads(again.stdout)["visits"]
+        assert report["status"] == "done" and report["media_new"] == IMAGES - before
 
     sightings, distinct, visits = _counts(data / "safeeye.db")
     assert sightings == distinct == IMAGES

@@ -1,10 +1,16 @@
 """The monitor: visits every due source, fetches what it shows, hands new media to the scanner.
 
 All state lives in the database (sources and when they are due, visits, per-URL fetch state,
-sightings), so a monitor that is killed mid-cycle loses nothing and repeats nothing: a visit it
-left "running" is marked "interrupted" at the next start and the source is visited again;
-sightings are unique per location and content, and conditional fetches skip what has not
-changed.
+sightings), so a monitor that is killed mid-cycle loses nothing and repeats nothing. One monitor
+at a time visits a source: a visit holds a lease on it (``ingest.lease``) that it renews while
+it works, and writes its results only while it still holds it; another monitor takes the source
+over only after the lease expired, marking the old visit "interrupted". A visit that runs out of
+time (``visit_budget_seconds``) stops between two batches as "incomplete": the source is due
+again at once and the next visit skips what was handled since, so a source with more work than
+one budget gets through it over several visits while the others get their turns in between.
+Whatever one URL or file does (a fetch error, a crafted file that breaks analysis) is that
+item's error, never the visit's; sightings are unique per location and content, and
+conditional fetches skip what has not changed.
 """
 
 from __future__ import annotations
@@ -12,37 +18,54 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import case, func, literal, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
 from safeeye.db.models import Sighting, Source, UrlState, Visit
-from safeeye.db.types import utcnow
+from safeeye.db.types import UTCDateTime, utcnow
 from safeeye.errors import FetchError, SafeEyeError
 from safeeye.ingest.fetcher import Fetcher, FetchResult
+from safeeye.ingest.lease import (
+    HEARTBEAT_SECONDS,
+    LEASE,
+    Lease,
+    LeaseLost,
+    lease_is_free,
+    take_lease,
+)
 from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import KINDS, Candidate, VisitContext
+from safeeye.ingest.sources.base import error_text, log_internal
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
 
 log = logging.getLogger(__name__)
 
-#: How long a visit may hold a source before another monitor may take it over.
-LEASE = timedelta(minutes=15)
 MAX_REPORTED_ERRORS = 20
+INTERRUPTED = "the monitor stopped during this visit; the source is visited again"
+#: Database failures that say the database is away, not that one item is bad: they end the
+#: visit (and ``run_forever`` waits for the database) instead of failing every item in turn.
+_DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 @dataclass
 class VisitReport:
-    """What one visit of one source did (``discover --json`` prints a list of these)."""
+    """What one visit of one source did (``discover --json`` prints a list of these).
+
+    ``status``: "done", "incomplete" (out of time; the next visit resumes), "failed" (the
+    source itself could not be read), or "lost" (another monitor took the source over after
+    this one's lease expired; nothing of this visit was recorded).
+    """
 
     source_id: int
     kind: str
@@ -55,6 +78,7 @@ class VisitReport:
     unchanged: int = 0
     failures: int = 0
     matches: int = 0
+    skipped: int = 0  # handled by the incomplete visits this one resumes
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -73,7 +97,8 @@ class _Item:
 
 
 class Monitor:
-    """Visits due sources; one per process (workers for scanning are its scanner's pool)."""
+    """Visits due sources; several may run against one database (each source has one visitor
+    at a time). Workers for scanning are its scanner's pool."""
 
     def __init__(
         self,
@@ -83,12 +108,20 @@ class Monitor:
         fetcher: Fetcher | None = None,
         batch_size: int = 16,
         fetch_threads: int = 4,
+        lease: timedelta = LEASE,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        budget_seconds: float | None = None,
     ) -> None:
         self.app = app
         self.scanner = scanner or Scanner(app)
         settings = app.settings
         self.fetcher = fetcher or Fetcher(fetch_policy(settings))
         self.batch_size = batch_size
+        self.lease = lease
+        self.heartbeat_seconds = heartbeat_seconds
+        self.budget_seconds = (
+            budget_seconds if budget_seconds is not None else settings.visit_budget_seconds
+        )
         self._fetch_pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="fetch")
 
     def close(self) -> None:
@@ -99,40 +132,70 @@ class Monitor:
     # -- scheduling ------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Mark visits a killed monitor left running as interrupted; their sources are due now."""
+        """Mark running visits whose lease expired (their monitor died) as interrupted; their
+        sources are due now and resume where they stopped. Live visits are left alone."""
         now = utcnow()
+        taken = 0
         with self.app.db.session() as session:
-            stale = list(session.execute(select(Visit).where(Visit.status == "running")).scalars())
-            for visit in stale:
-                visit.status, visit.finished_at = "interrupted", now
-                visit.error = "the monitor stopped during this visit; the source is visited again"
-                session.execute(
-                    update(Source).where(Source.id == visit.source_id).values(next_due_at=now)
+            running = session.execute(
+                select(
+                    Visit.id,
+                    Visit.source_id,
+                    Visit.owner,
+                    Visit.started_at,
+                    Source.lease_owner,
+                    Source.lease_until,
                 )
-        return len(stale)
+                .join(Source, Source.id == Visit.source_id)
+                .where(Visit.status == "running")
+                .order_by(Visit.id)
+            ).all()
+            for visit_id, source_id, owner, started_at, lease_owner, lease_until in running:
+                if owner is not None and lease_owner == owner:
+                    if lease_until is not None and lease_until > now:
+                        continue  # its monitor is alive and renewing
+                    freed = session.execute(
+                        update(Source)
+                        .where(
+                            Source.id == source_id,
+                            Source.lease_owner == owner,
+                            Source.lease_until <= now,
+                        )
+                        .values(lease_owner=None, lease_until=None)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if freed.rowcount != 1:
+                        continue  # renewed just now
+                taken += _interrupt(session, visit_id, source_id, started_at, now)
+        return taken
 
     def due_sources(self) -> list[int]:
+        """Sources due now that no monitor is visiting, the longest-waiting first."""
         now = utcnow()
-        with self.app.db.session() as session:
+        with self.app.db.session(read_only=True) as session:
             return list(
                 session.execute(
                     select(Source.id)
-                    .where(Source.enabled.is_(True), Source.next_due_at <= now)
+                    .where(
+                        Source.enabled.is_(True),
+                        Source.next_due_at <= now,
+                        lease_is_free(now),
+                    )
                     .order_by(Source.next_due_at, Source.id)
                 ).scalars()
             )
 
     def next_due_in(self) -> float | None:
-        """Seconds until the next source is due (0 when one is due now), None when none is."""
-        with self.app.db.session() as session:
-            due = session.execute(
-                select(Source.next_due_at)
-                .where(Source.enabled.is_(True), Source.next_due_at.is_not(None))
-                .order_by(Source.next_due_at)
-                .limit(1)
-            ).scalar_one_or_none()
-        if due is None:
+        """Seconds until the next source is due and free (0 when one is now), None if none is."""
+        with self.app.db.session(read_only=True) as session:
+            rows = session.execute(
+                select(Source.next_due_at, Source.lease_until).where(
+                    Source.enabled.is_(True), Source.next_due_at.is_not(None)
+                )
+            ).all()
+        if not rows:
             return None
+        due = min(max(d, held) if held is not None else d for d, held in rows)
         return max(0.0, (due - utcnow()).total_seconds())
 
     def run_once(self) -> list[VisitReport]:
@@ -179,91 +242,119 @@ class Monitor:
 
     # -- one visit -------------------------------------------------------------------------
 
-    def _claim(self, source_id: int) -> tuple[Source, Visit] | None:
-        """Take the source for this visit (another monitor may have it) and open a visit."""
-        now = utcnow()
+    def _claim(self, source_id: int) -> tuple[Source, Visit, Lease] | None:
+        """Take the source's lease (None when it is not due or another monitor holds it) and
+        open a visit; a visit left running under an expired lease is interrupted."""
         with self.app.db.session() as session:
-            source = session.get(Source, source_id)
-            if source is None or source.next_due_at is None or source.next_due_at > now:
+            lease = take_lease(session, source_id, self.lease)
+            if lease is None:
                 return None
-            taken = session.execute(
-                update(Source)
-                .where(Source.id == source_id, Source.next_due_at == source.next_due_at)
-                .values(next_due_at=now + LEASE)
-            )
-            if taken.rowcount != 1:
-                return None
-            visit = Visit(source_id=source_id, started_at=now, status="running")
+            now = utcnow()
+            stale = session.execute(
+                select(Visit.id, Visit.started_at).where(
+                    Visit.source_id == source_id, Visit.status == "running"
+                )
+            ).all()
+            for visit_id, started_at in stale:
+                _interrupt(session, visit_id, source_id, started_at, now, holder=lease.token)
+            visit = Visit(source_id=source_id, started_at=now, status="running", owner=lease.token)
             session.add(visit)
             session.flush()
+            source = session.get(Source, source_id)
+            assert source is not None
             session.refresh(source)
             session.expunge(source)
-            return source, visit
+            return source, visit, lease
 
     def visit(self, source_id: int) -> VisitReport | None:
-        """Visit one due source now: discover, fetch, scan, record. None if not due."""
+        """Visit one due source now: discover, fetch, scan, record. None if it is not due or
+        another monitor is visiting it."""
         claimed = self._claim(source_id)
         if claimed is None:
             return None
-        source, visit = claimed
+        source, visit, lease = claimed
         report = VisitReport(source.id, source.kind, source.locator, visit.id)
         started = time.monotonic()
         ctx = VisitContext(app=self.app, fetcher=self.fetcher, source_id=source.id)
-        kind = KINDS[source.kind]()
+        lease.heartbeat(self.app, self.heartbeat_seconds)
         try:
-            seen: set[str] = set()
-            for batch in _batches(kind.discover(ctx, source), self.batch_size):
-                fresh = [c for c in batch if c.location not in seen]
-                seen.update(c.location for c in fresh)
-                self._process(fresh, source, report)
-            report.status = "done"
+            report.status = self._discover(ctx, source, report, lease, started)
+        except LeaseLost as exc:
+            report.status, report.errors = "lost", [*report.errors, exc.as_text()]
         except SafeEyeError as exc:
             report.status, report.errors = "failed", [*report.errors, exc.as_text()]
+        except _DATABASE_AWAY:
+            raise
         except Exception as exc:  # a bug must not stop the monitor or leave the visit running
             report.status = "failed"
-            report.errors = [*report.errors, f"internal: {type(exc).__name__}"]
-            # The message may name a URL or a file: only the type and the code path are logged.
-            log.error(
-                "visit %s of source %s failed: %s\n%s",
-                visit.id,
-                source.id,
-                type(exc).__name__,
-                "".join(traceback.format_tb(exc.__traceback__)),
-            )
+            report.errors = [*report.errors, error_text(exc)]
+            log_internal(f"visit {visit.id} of source {source.id}", exc)
+        finally:
+            lease.stop()
         report.pages = ctx.pages
         report.failures += len(ctx.page_failures)
         report.errors.extend(ctx.page_failures[: MAX_REPORTED_ERRORS - len(report.errors)])
         report.seconds = round(time.monotonic() - started, 3)
-        self._finish(source, visit, report)
+        if report.status != "lost":
+            try:
+                self._finish(source, visit, report, lease)
+            except LeaseLost as exc:
+                report.status, report.errors = "lost", [*report.errors, exc.as_text()]
         return report
 
-    def _finish(self, source: Source, visit: Visit, report: VisitReport) -> None:
+    def _discover(
+        self, ctx: VisitContext, source: Source, report: VisitReport, lease: Lease, started: float
+    ) -> str:
+        """Process what the source shows, batch by batch, until it is all done ("done") or the
+        budget is spent ("incomplete": each visit handles at least one batch, so a source
+        always makes progress). Raises ``LeaseLost`` when another monitor took the source."""
+        kind = KINDS[source.kind]()
+        seen: set[str] = set()
+        handled = 0
+        with closing(kind.discover(ctx, source)) as candidates:
+            for batch in _batches(candidates, self.batch_size):
+                if lease.lost.is_set():
+                    raise LeaseLost("another monitor took this source over; this visit stopped")
+                if handled and time.monotonic() - started >= self.budget_seconds:
+                    return "incomplete"
+                fresh = [c for c in batch if c.location not in seen]
+                seen.update(c.location for c in fresh)
+                handled += self._process(fresh, source, report, lease)
+        return "done"
+
+    def _finish(self, source: Source, visit: Visit, report: VisitReport, lease: Lease) -> None:
+        """Record the visit and give the source back, only while this visit holds its lease."""
         now = utcnow()
-        with self.app.db.session() as session:
-            row = session.get(Visit, visit.id)
-            assert row is not None
-            row.status, row.finished_at = report.status, now
-            row.pages, row.media_found, row.media_new = (
-                report.pages,
-                report.media_found,
-                report.media_new,
-            )
-            row.unchanged, row.failures, row.matches = (
-                report.unchanged,
-                report.failures,
-                report.matches,
-            )
-            row.error = "; ".join(report.errors[:3])[:2000] if report.errors else None
+        error = "; ".join(report.errors[:3])[:2000] if report.errors else None
+        if report.status == "incomplete":
+            next_due, resume = now, source.resume_since or visit.started_at
+        else:
             interval = source.interval_seconds
+            next_due, resume = (now + timedelta(seconds=interval) if interval else None), None
+        with self.app.db.session() as session:
+            lease.release(
+                session,
+                last_visit_at=now,
+                last_status=report.status,
+                last_error=error,
+                next_due_at=next_due,
+                resume_since=resume,
+            )
             session.execute(
-                update(Source)
-                .where(Source.id == source.id)
+                update(Visit)
+                .where(Visit.id == visit.id, Visit.owner == lease.token)
                 .values(
-                    last_visit_at=now,
-                    last_status=report.status,
-                    last_error=row.error,
-                    next_due_at=now + timedelta(seconds=interval) if interval else None,
+                    status=report.status,
+                    finished_at=now,
+                    pages=report.pages,
+                    media_found=report.media_found,
+                    media_new=report.media_new,
+                    unchanged=report.unchanged,
+                    failures=report.failures,
+                    matches=report.matches,
+                    error=error,
                 )
+                .execution_options(synchronize_session=False)
             )
             self.app.audit.append(
                 session,
@@ -282,27 +373,36 @@ class Monitor:
 
     # -- fetching and scanning a batch -----------------------------------------------------
 
-    def _process(self, batch: list[Candidate], source: Source, report: VisitReport) -> None:
+    def _process(
+        self, batch: list[Candidate], source: Source, report: VisitReport, lease: Lease
+    ) -> int:
+        """Fetch, scan and record one batch; returns how many items it handled (those the
+        incomplete visits this one resumes handled already are skipped)."""
         if not batch:
-            return
+            return 0
         states = self._states(source.id, batch)
-        items = [_Item(c, states.get(location_key(c.location))) for c in batch]
+        items = []
+        for candidate in batch:
+            state = states.get(location_key(candidate.location))
+            if _handled_since(state, source.resume_since):
+                report.skipped += 1
+            else:
+                items.append(_Item(candidate, state))
+        if not items:
+            return 0
         obey = bool(source.config.get("obey_robots", True))
         list(self._fetch_pool.map(lambda item: self._obtain(item, obey), items))
-        to_scan = [i for i in items if i.path is not None and not i.unchanged]
         try:
-            results = self.scanner.scan_paths(
-                [i.path for i in to_scan if i.path is not None],
-                [self._facts(i, source) for i in to_scan],
+            results = self._scan(
+                [i for i in items if i.path is not None and not i.unchanged], source
             )
         finally:
             for item in items:
                 if item.fetched is not None:
                     item.fetched.unlink()
-        by_item = dict(zip(map(id, to_scan), results, strict=True))
         for item in items:
             report.media_found += 1
-            result = by_item.get(id(item))
+            result = results.get(id(item))
             if item.error:
                 report.failures += 1
                 if len(report.errors) < MAX_REPORTED_ERRORS:
@@ -314,10 +414,43 @@ class Monitor:
                 report.matches += sum(1 for m in result.matches if m.new)
                 if result.error:
                     report.failures += 1
-        self._save_states(source.id, items, by_item)
+        self._save_states(source.id, items, results, lease)
+        return len(items)
+
+    def _scan(self, items: list[_Item], source: Source) -> dict[int, ScanResult]:
+        """Scan and record the items' files; an item whose scan raises gets that as its error
+        (the batch is scanned file by file then, so that the others still get results)."""
+        todo: list[tuple[_Item, SightingFacts]] = []
+        for item in items:
+            try:
+                todo.append((item, self._facts(item, source)))
+            except Exception as exc:
+                item.error = error_text(exc)
+        if not todo:
+            return {}
+        try:
+            paths = [i.path for i, _ in todo if i.path is not None]
+            results = self.scanner.scan_paths(paths, [f for _, f in todo])
+            return {id(i): r for (i, _), r in zip(todo, results, strict=True)}
+        except _DATABASE_AWAY:
+            raise
+        except Exception as exc:
+            log_internal("a batch scan (retried file by file)", exc)
+        results_by_item: dict[int, ScanResult] = {}
+        for item, facts in todo:
+            assert item.path is not None
+            try:
+                (results_by_item[id(item)],) = self.scanner.scan_paths([item.path], [facts])
+            except _DATABASE_AWAY:
+                raise
+            except Exception as exc:
+                item.error = error_text(exc)
+                log_internal("the scan of one file", exc)
+        return results_by_item
 
     def _obtain(self, item: _Item, obey_robots: bool) -> None:
-        """Get the candidate's bytes into ``item.path`` (or mark it unchanged or failed)."""
+        """Get the candidate's bytes into ``item.path`` (or mark it unchanged or failed);
+        never raises: whatever goes wrong is the item's error."""
         candidate, state = item.candidate, item.state
         try:
             if candidate.path is not None:
@@ -345,6 +478,9 @@ class Monitor:
             item.error = exc.as_text()
         except OSError as exc:
             item.error = f"io: {exc.strerror or exc.__class__.__name__}"
+        except Exception as exc:  # one URL's failure, whatever it is, is that URL's
+            item.error = error_text(exc)
+            log_internal("obtaining one item", exc)
 
     def _touch(self, state: UrlState) -> None:
         """Unchanged content was seen again: its sighting's last-seen time moves."""
@@ -391,7 +527,7 @@ class Monitor:
 
     def _states(self, source_id: int, batch: list[Candidate]) -> dict[str, UrlState]:
         keys = [location_key(c.location) for c in batch]
-        with self.app.db.session() as session:
+        with self.app.db.session(read_only=True) as session:
             rows = session.execute(
                 select(UrlState).where(
                     UrlState.source_id == source_id, UrlState.location_key.in_(keys)
@@ -403,10 +539,12 @@ class Monitor:
             return states
 
     def _save_states(
-        self, source_id: int, items: list[_Item], results: dict[int, ScanResult]
+        self, source_id: int, items: list[_Item], results: dict[int, ScanResult], lease: Lease
     ) -> None:
+        """Record what each item's fetch and scan found (only while the lease is held)."""
         now = utcnow()
         with self.app.db.session() as session:
+            lease.hold(session)
             for item in items:
                 key = location_key(item.candidate.location)
                 state = session.execute(
@@ -434,10 +572,9 @@ class Monitor:
                 state.status, state.error, state.failures = "ok", None, 0
                 state.fingerprint = item.candidate.fingerprint
                 if item.fetched is not None:
-                    state.etag, state.last_modified = (
-                        item.fetched.etag,
-                        item.fetched.last_modified,
-                    )
+                    last_modified = item.fetched.last_modified
+                    state.etag = item.fetched.etag
+                    state.last_modified = last_modified[:64] if last_modified else None
                 if result is not None:
                     state.sha256 = result.sha256
                     if result.error:
@@ -455,3 +592,44 @@ def _batches(candidates: Iterator[Candidate], size: int) -> Iterator[list[Candid
             batch = []
     if batch:
         yield batch
+
+
+def _handled_since(state: UrlState | None, since: datetime | None) -> bool:
+    """Whether the incomplete visits since ``since`` handled this item already."""
+    checked = state.last_checked_at if state is not None else None
+    return since is not None and checked is not None and checked >= since
+
+
+def _interrupt(
+    session: Session,
+    visit_id: int,
+    source_id: int,
+    started_at: datetime,
+    now: datetime,
+    *,
+    holder: str | None = None,
+) -> int:
+    """End a visit whose monitor is gone. Unless another visit holds the source now (``holder``
+    is the caller's own lease, if any), the source is due now and resumes where it stopped."""
+    ended = session.execute(
+        update(Visit)
+        .where(Visit.id == visit_id, Visit.status == "running")
+        .values(status="interrupted", finished_at=now, error=INTERRUPTED)
+        .execution_options(synchronize_session=False)
+    )
+    if ended.rowcount != 1:
+        return 0
+    held_by = Source.lease_owner.is_(None) if holder is None else Source.lease_owner == holder
+    session.execute(
+        update(Source)
+        .where(Source.id == source_id, held_by)
+        .values(
+            next_due_at=case(
+                (Source.next_due_at.is_(None) | (Source.next_due_at > now), now),
+                else_=Source.next_due_at,
+            ),
+            resume_since=func.coalesce(Source.resume_since, literal(started_at, UTCDateTime())),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return 1

@@ -4,13 +4,23 @@ sitemaps and RSS/Atom feeds; every image and video found in scope."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from safeeye.db.models import Source
-from safeeye.errors import FetchError
-from safeeye.ingest.crawl import CrawlLimits, FetchedPage, MediaFound, PageFailed, crawl, page_kind
+from safeeye.errors import FetchError, SafeEyeError
+from safeeye.ingest.crawl import (
+    CrawlEvent,
+    CrawlLimits,
+    CrawlState,
+    FetchedPage,
+    FetchPage,
+    MediaFound,
+    PageFailed,
+    crawl,
+    page_kind,
+)
 from safeeye.ingest.scope import CrawlScope
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext, log_internal
 from safeeye.ingest.urls import normalize_url
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
@@ -43,13 +53,20 @@ class CrawlSource(SourceKind):
 
         def fetch_page(url: str) -> FetchedPage | None:
             try:
-                result, body, page_id, content_type = ctx.fetch_page(
-                    url, obey_robots=obey, max_bytes=ctx.fetcher.policy.max_page_bytes
-                )
+                return read_page(url)
             except FetchError as exc:
                 if not (url.endswith(SITEMAP_PROBE) and exc.code == "http_status"):
                     ctx.page_failed(url, exc)  # a site without /sitemap.xml is no failure
-                return None
+            except Exception as exc:  # one page's failure, whatever it is, is that page's
+                ctx.page_failed(url, exc)
+                if not isinstance(exc, SafeEyeError):
+                    log_internal("fetching one page", exc)
+            return None
+
+        def read_page(url: str) -> FetchedPage:
+            result, body, page_id, content_type = ctx.fetch_page(
+                url, obey_robots=obey, max_bytes=ctx.fetcher.policy.max_page_bytes
+            )
             with result:
                 if page_id is None:  # media behind a page-looking link
                     sniffed = result.sniffed
@@ -60,14 +77,7 @@ class CrawlSource(SourceKind):
                 status = 200 if result.not_modified else result.status
                 return FetchedPage(url, result.final_url, status, content_type, body, kind)
 
-        for event in crawl(
-            seeds,
-            scope,
-            limits,
-            fetch_page,
-            sitemaps=bool(config.get("sitemaps", True)),
-            feeds=bool(config.get("feeds", True)),
-        ):
+        for event in _resilient_crawl(ctx, seeds, scope, limits, fetch_page, config):
             if isinstance(event, MediaFound):
                 link = event.link
                 yield Candidate(
@@ -87,3 +97,35 @@ class CrawlSource(SourceKind):
         config = source.config
         scope = ",".join(config.get("include", ())) or "whole site"
         return f"{source.locator} (depth {config.get('depth', 3)}, {scope})"
+
+
+def _resilient_crawl(
+    ctx: VisitContext,
+    seeds: list[str],
+    scope: CrawlScope,
+    limits: CrawlLimits,
+    fetch_page: FetchPage,
+    config: dict[str, Any],
+) -> Iterator[CrawlEvent]:
+    """The crawl's events; a page whose reading raises (a parser's bug on a crafted page) is
+    that page's failure, and the crawl resumes after it from its saved state."""
+    state = CrawlState()
+    for _ in range(limits.max_pages + 1):
+        try:
+            yield from crawl(
+                seeds,
+                scope,
+                limits,
+                fetch_page,
+                sitemaps=bool(config.get("sitemaps", True)),
+                feeds=bool(config.get("feeds", True)),
+                state=state,
+            )
+            return
+        except Exception as exc:
+            if not state.frontier:
+                raise
+            # The page at the head of the frontier leaves it only once read: it is the culprit.
+            broken = state.frontier.popleft()
+            ctx.page_failed(broken.url, exc)
+            log_internal("reading one page of a crawl", exc)

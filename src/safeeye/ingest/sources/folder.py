@@ -27,14 +27,19 @@ class FolderSource(SourceKind):
             ctx.page_failed(source.locator, "not_found: the folder does not exist")
             return
         for path in sorted(root.rglob("*")):
-            if path.is_symlink() or not path.is_file() or path.name in SKIPPED_NAMES:
-                continue  # a link could point outside the folder the center named
-            if path.name.startswith("."):
+            try:
+                if path.is_symlink() or not path.is_file() or path.name in SKIPPED_NAMES:
+                    continue  # a link could point outside the folder the center named
+                if path.name.startswith("."):
+                    continue
+                fingerprint = file_fingerprint(path)
+            except OSError as exc:  # gone or unreadable since the listing: that file's failure
+                ctx.page_failed(str(path), f"io: {exc.strerror or type(exc).__name__}")
                 continue
             yield Candidate(
                 location=str(path.resolve()),
                 path=path,
                 how="folder",
-                fingerprint=file_fingerprint(path),
+                fingerprint=fingerprint,
                 evidence={"folder": str(root), "relative_path": str(path.relative_to(root))},
             )

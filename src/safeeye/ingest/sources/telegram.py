@@ -36,11 +36,16 @@ class TelegramSource(SourceKind):
         for media in export.media:
             if media.kind in SKIPPED_KINDS:
                 continue
+            try:
+                fingerprint = file_fingerprint(media.path)
+            except OSError as exc:  # gone since the export was read: that file's failure
+                ctx.page_failed(location_of(media), f"io: {exc.strerror or type(exc).__name__}")
+                continue
             yield Candidate(
                 location=location_of(media),
                 path=media.path,
                 page_url=media.link,
                 how=f"telegram:{media.kind}",
                 evidence=evidence(media),
-                fingerprint=file_fingerprint(media.path),
+                fingerprint=fingerprint,
             )

@@ -19,14 +19,18 @@ class UploadSource(SourceKind):
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
         for name in source.config.get("files", []):
             path = Path(name)
-            if not path.is_file():
+            try:
+                fingerprint = file_fingerprint(path) if path.is_file() else None
+            except OSError:
+                fingerprint = None
+            if fingerprint is None:
                 ctx.page_failed(name, "not_found: the uploaded file is gone")
                 continue
             yield Candidate(
                 location=str(path.resolve()),
                 path=path,
                 how="upload",
-                fingerprint=file_fingerprint(path),
+                fingerprint=fingerprint,
                 evidence={"uploaded": path.name},
             )
         for url in source.config.get("urls", []):

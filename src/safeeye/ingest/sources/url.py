@@ -7,23 +7,25 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from safeeye.db.models import Source
-from safeeye.errors import FetchError, SafeEyeError
+from safeeye.errors import SafeEyeError
 from safeeye.ingest.crawl import page_kind
 from safeeye.ingest.feeds import parse_feed
 from safeeye.ingest.links import MediaLink, charset_of, extract_links
 from safeeye.ingest.sitemaps import parse_sitemap
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext, log_internal
 
 
 class UrlSource(SourceKind):
     name: ClassVar[str] = "url"
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
+        """The URL itself when it serves media, else the media its page, feed or sitemap lists;
+        whatever breaks while reading the page is that page's failure, not the visit's."""
         obey = bool(source.config.get("obey_robots", True))
         try:
             result = ctx.fetcher.fetch(source.locator, obey_robots=obey)
-        except FetchError as exc:
-            ctx.page_failed(source.locator, exc)
+        except Exception as exc:
+            _failed(ctx, source.locator, exc)
             return
         kind = result.sniffed.kind if result.sniffed else "other"
         if kind in ("image", "video"):
@@ -32,12 +34,12 @@ class UrlSource(SourceKind):
             )
             return
         with result:
-            body = result.read_bytes()
-            page_id = ctx.record_page(result)
             try:
+                body = result.read_bytes()
+                page_id = ctx.record_page(result)
                 media = _media_in(body, result.final_url, result.content_type)
-            except SafeEyeError as exc:  # an XML bomb or a broken feed
-                ctx.page_failed(source.locator, exc.as_text())
+            except Exception as exc:  # an XML bomb, a broken feed, a parser's bug
+                _failed(ctx, source.locator, exc)
                 return
         for link in media:
             yield Candidate(
@@ -47,6 +49,12 @@ class UrlSource(SourceKind):
                 page_id=page_id,
                 how=link.how,
             )
+
+
+def _failed(ctx: VisitContext, url: str, exc: Exception) -> None:
+    ctx.page_failed(url, exc)
+    if not isinstance(exc, SafeEyeError):
+        log_internal("reading one page", exc)
 
 
 def _media_in(body: bytes, url: str, content_type: str | None) -> tuple[MediaLink, ...]:
