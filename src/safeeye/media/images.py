@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import struct
@@ -11,7 +12,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pillow_heif
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
@@ -65,7 +66,9 @@ class ImageMedia(DecodedMedia):
             raise ValueError("frames() called on a closed ImageMedia")
         image = self._image
         if not self.info.animated:
-            yield Frame(index=0, time=0.0, image=_decode_current(image), reason="still")
+            still = _decode_current(image)
+            self.close()  # the decoded picture is not needed again: free it before analysis
+            yield Frame(index=0, time=0.0, image=still, reason="still")
             return
         for index in _sample_indices(self._frame_times, self._sampling.interval_seconds):
             try:
@@ -177,7 +180,17 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _decode_current(image: Image.Image) -> np.ndarray:
-    """The current frame decoded, turned upright, as RGB uint8 (alpha composited on white)."""
+    """The current frame decoded, turned upright, as RGB uint8 (alpha composited on white).
+
+    A still over ``MAX_ANALYSIS_PIXELS`` comes back shrunk by a whole factor (JPEG decodes at
+    the smaller scale directly); the pixels of smaller images are exactly those of a full
+    conversion. No full-size intermediate copy is made besides the decoded image itself.
+    """
+    factor = _shrink_factor(*image.size)
+    if factor > 1 and image.format == "JPEG":
+        with contextlib.suppress(*_PILLOW_ERRORS):  # else decoded at full size, shrunk below
+            image.draft(None, (image.width // factor, image.height // factor))
+        factor = _shrink_factor(*image.size)
     try:
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -187,35 +200,97 @@ def _decode_current(image: Image.Image) -> np.ndarray:
         ) from exc
     except _PILLOW_ERRORS as exc:
         raise _decode_error(exc, (image.format or "image").lower()) from exc
-    try:
-        upright = ImageOps.exif_transpose(image)
-    except _PILLOW_ERRORS:
-        upright = image.copy()  # broken EXIF must not lose the picture
-    return _to_rgb(upright)
+    rgb = _to_rgb(image, factor)
+    upright = _UPRIGHT.get(_orientation(image))
+    return np.ascontiguousarray(upright(rgb)) if upright else rgb
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+#: The most pixels a still is analysed at; larger ones (beyond what cameras commonly make) are
+#: shrunk while decoding. Every signal works on far fewer pixels (faces at 1280 px, PDQ at 512).
+MAX_ANALYSIS_PIXELS = 24_000_000
+#: About how many pixels are converted at a time (bounds the temporary copies).
+_STRIP_PIXELS = 1 << 21
+
+# What ImageOps.exif_transpose does for each EXIF orientation, on an (rows, columns, 3) array.
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _shrink_factor(width: int, height: int) -> int:
+    """The smallest whole factor that brings ``width`` x ``height`` within MAX_ANALYSIS_PIXELS."""
+    factor = 1
+    while math.ceil(width / factor) * math.ceil(height / factor) > MAX_ANALYSIS_PIXELS:
+        factor += 1
+    return factor
+
+
+def _to_rgb(image: Image.Image, factor: int = 1) -> np.ndarray:
+    """A loaded image as RGB uint8 (alpha composited on white), shrunk ``factor`` times by
+    averaging; converted a strip of rows at a time into one preallocated array."""
+    width, height = image.size
+    rows = max(factor, _STRIP_PIXELS // width // factor * factor)
+    strips = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+    convert = _strip_converter(image, strips)
+    out = np.empty((math.ceil(height / factor), math.ceil(width / factor), 3), np.uint8)
+    for top, bottom in strips:
+        whole = top == 0 and bottom == height
+        strip = convert(image if whole else image.crop((0, top, width, bottom)))
+        if factor > 1:
+            strip = np.asarray(Image.fromarray(strip).reduce(factor))
+        out[top // factor : top // factor + strip.shape[0]] = strip
+    return out
+
+
+def _strip_converter(
+    image: Image.Image, strips: list[tuple[int, int]]
+) -> Callable[[Image.Image], np.ndarray]:
+    """How to turn one strip of ``image`` into RGB uint8, as a whole-image conversion would."""
     mode = image.mode
     if mode == "RGB":
-        return np.array(image, dtype=np.uint8)
+        return np.asarray
     if mode.startswith("I") or mode == "F":
-        gray = _to_8bit(np.asarray(image))
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+        # Grey levels are scaled by the brightest value of the whole image, found first.
+        width = image.width
+        peaks = [_peak(np.asarray(image.crop((0, top, width, bottom)))) for top, bottom in strips]
+        peak = float(np.fmax.reduce(peaks)) if peaks else 0.0
+
+        def grey(strip: Image.Image) -> np.ndarray:
+            levels = _to_8bit(np.asarray(strip), peak)
+            return np.repeat(levels[:, :, None], 3, axis=2)
+
+        return grey
     if "A" in mode or "a" in mode or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.array(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
-    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+        def on_white(strip: Image.Image) -> np.ndarray:
+            rgba = strip.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+
+        return on_white
+    return lambda strip: np.asarray(strip.convert("RGB"))
 
 
-def _to_8bit(values: np.ndarray) -> np.ndarray:
-    """16-bit or float grayscale scaled into 0..255."""
+def _peak(values: np.ndarray) -> float:
+    """The largest value, ignoring NaN (NaN only when every value is NaN); 0 when empty."""
+    if not values.size:
+        return 0.0
+    return float(np.fmax.reduce(values, axis=None))
+
+
+def _to_8bit(values: np.ndarray, peak: float) -> np.ndarray:
+    """16-bit or float grayscale scaled into 0..255, given the whole image's brightest value."""
     if values.dtype.kind == "f":
-        peak = float(np.nanmax(values)) if values.size else 0.0
         scale = 255.0 if peak <= 1.0 else 1.0
         return np.clip(np.nan_to_num(values) * scale, 0, 255).astype(np.uint8)
     wide = values.astype(np.int64)
-    if wide.size and wide.max() > 255:
+    if peak > 255:
         wide = np.clip(wide, 0, 65535) // 257
     return np.clip(wide, 0, 255).astype(np.uint8)
 
