@@ -3,11 +3,14 @@ and the hardened XML reading that sitemaps and feeds share.
 
 XML from the web is hostile input: a document with an internal DTD subset or any entity
 declaration is refused before expansion (billion laughs, external entities), gzip bodies are
-decompressed only up to a cap, and element nesting is bounded.
+decompressed only up to a cap, and element nesting is bounded. A declared encoding that expat
+does not know (EUC-KR, Shift_JIS...) is decoded here; one that names no text encoding is read
+as UTF-8, as browsers do.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import re
 import zlib
@@ -25,6 +28,14 @@ MAX_ENTRIES = 50_000  # the sitemaps.org limit on URLs per sitemap
 MAX_DEPTH = 64
 MAX_TEXT = 256 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_DECLARED_ENCODING = re.compile(
+    rb"""\s{0,64}<\?xml\s[^>]{0,256}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']"""
+)
+# Encodings expat reads itself, by ``codecs.lookup`` name (ASCII read as UTF-8, its superset);
+# others are decoded before parsing.
+_EXPAT_ENCODINGS = {"utf-8": "UTF-8", "ascii": "UTF-8", "iso8859-1": "ISO-8859-1"}
+# Text codecs that would interpret the document rather than decode it.
+_REFUSED_CODECS = frozenset({"idna", "punycode", "unicode_escape", "raw_unicode_escape"})
 
 # (namespace URI, local name, attributes, direct text) of an element that has just ended, and
 # the local names of its ancestors (outermost first).
@@ -72,7 +83,8 @@ def parse_xml_safely(body: bytes, on_end: EndHandler, *, max_bytes: int = MAX_XM
     data = gunzip_capped(body, max_bytes)
     if len(data) > max_bytes:
         raise XmlRejected(f"larger than {max_bytes} bytes", code="too_large")
-    parser = expat.ParserCreate()  # namespaces by hand, see above
+    data, encoding = _for_expat(data)
+    parser = expat.ParserCreate(encoding)  # namespaces by hand, see above
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     stack: list[_Open] = []
     root = ""
@@ -135,6 +147,33 @@ class _Open:
     size: int = 0
 
 
+def _for_expat(data: bytes) -> tuple[bytes, str | None]:
+    """``data`` and the encoding to tell expat (None: what the document itself says).
+
+    Expat reads UTF-8, UTF-16, ISO-8859-1 and ASCII itself and fails on any other declared
+    encoding; such a document is decoded here (undecodable bytes replaced) and handed over as
+    UTF-8. A declaration naming no usable text encoding is read as UTF-8, as browsers do.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return data, "UTF-8"  # the byte order mark outranks the declaration
+    match = _DECLARED_ENCODING.match(data)
+    if match is None:
+        return data, None
+    try:
+        name: str | None = codecs.lookup(match.group(1).decode("ascii")).name
+    except LookupError:
+        name = None
+    if name in _EXPAT_ENCODINGS:
+        return data, _EXPAT_ENCODINGS[name]
+    if name is None or name in _REFUSED_CODECS or name.startswith(("utf-16", "utf-32")):
+        name = "utf-8"  # (the declaration was readable as ASCII, so it is not UTF-16 or -32)
+    try:
+        text = data.decode(name, "replace")
+    except (LookupError, ValueError):  # a codec that is not a text encoding (rot13, hex...)
+        text = data.decode("utf-8", "replace")
+    return text.encode("utf-8", "replace"), "UTF-8"
+
+
 def xml_root_name(body: bytes) -> str | None:
     """The local name of the root element of an XML (or gzipped XML) body, or None if not XML."""
     head = body[:65536]
@@ -155,7 +194,9 @@ def xml_root_name(body: bytes) -> str | None:
         found.append(name.rpartition(":")[2])
         raise _Found
 
-    parser = expat.ParserCreate()  # no namespaces: an undeclared prefix must not hide the root
+    head, encoding = _for_expat(head)
+    # No namespaces: an undeclared prefix must not hide the root.
+    parser = expat.ParserCreate(encoding)
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = start
     parser.EntityDeclHandler = lambda *_: stop()  # a document that declares entities is no kind
