@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError
@@ -50,6 +51,26 @@ def _app() -> Any:
     return _state["app"]
 
 
+def visible(value: object) -> str:
+    """Text from outside with its control characters (newlines, terminal codes) spelled out."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value)
+    )
+
+
+def plain(value: object) -> Text:
+    """Text from outside (a URL, an error, a file name, a server's words) as Rich prints it
+    literally: never read as markup or emoji codes, no control characters."""
+    return Text(visible(value))
+
+
+def _say(*parts: str | tuple[str, str]) -> None:
+    """Print a line on stderr: ``str`` parts literally (``plain``), ``(text, style)`` styled."""
+    console.print(
+        Text.assemble(*(plain(part) if isinstance(part, str) else part for part in parts))
+    )
+
+
 def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -58,7 +79,7 @@ def _fail(exc: SafeEyeError, as_json: bool) -> None:
     if as_json:
         _emit({"error": exc.as_text()})
     else:
-        console.print(f"[red]error[/red] {exc.as_text()}")
+        _say(("error", "red"), " ", exc.as_text())
     raise typer.Exit(2)
 
 
@@ -80,7 +101,7 @@ def case_create(
     if as_json:
         _emit({"code": case.code, "status": case.status, "consent": case.consent_basis})
     else:
-        console.print(f"case [bold]{case.code}[/bold] created")
+        _say("case ", (visible(case.code), "bold"), " created")
 
 
 def _print_outcomes(outcomes: list[Any], as_json: bool) -> None:
@@ -89,10 +110,10 @@ def _print_outcomes(outcomes: list[Any], as_json: bool) -> None:
         return
     for o in outcomes:
         if o.error:
-            console.print(f"[red]✗[/red] {o.input}: {o.error}")
+            _say(("✗", "red"), f" {o.input}: {o.error}")
         else:
             extra = f" ({o.note})" if o.note else ""
-            console.print(f"[green]✓[/green] {o.input}: reference {o.reference_id}{extra}")
+            _say(("✓", "green"), f" {o.input}: reference {o.reference_id}{extra}")
 
 
 @case_app.command("add-face")
@@ -143,8 +164,8 @@ def case_list(as_json: JsonOpt = False) -> None:
     table = Table("code", "status", "faces", "known", "matches", "created")
     for c in cases:
         table.add_row(
-            c.code,
-            c.status,
+            plain(c.code),
+            plain(c.status),
             str(c.face_references),
             str(c.known_references),
             str(c.matches),
@@ -170,7 +191,7 @@ def case_rematch(
     if as_json:
         _emit(asdict(report))
     else:
-        console.print(f"{report.media_checked} media checked, {report.new_matches} new matches")
+        _say(f"{report.media_checked} media checked, {report.new_matches} new matches")
 
 
 @case_app.command("purge")
@@ -191,7 +212,7 @@ def case_purge(
     if as_json:
         _emit({"code": code, "status": "purged", **counts})
     else:
-        console.print(f"case {code} purged: {counts}")
+        _say(f"case {code} purged: {counts}")
 
 
 @app.command("scan")
@@ -217,12 +238,12 @@ def scan(
     for r in results:
         matches = ", ".join(f"{m.case}:{m.kind}@{m.distance:g}" for m in r.matches) or "-"
         table.add_row(
-            r.input,
-            r.media_type or "-",
+            plain(r.input),
+            plain(r.media_type or "-"),
             str(r.faces),
             f"{r.sexual_score:.2f}",
-            matches,
-            r.error or "",
+            plain(matches),
+            plain(r.error or ""),
         )
     Console().print(table)
 
@@ -236,11 +257,9 @@ def audit_verify(as_json: JsonOpt = False) -> None:
     if as_json:
         _emit(asdict(report))
     elif report.ok:
-        console.print(f"[green]ok[/green] {report.message}")
+        _say(("ok", "green"), f" {report.message}")
     else:
-        console.print(
-            f"[red]BROKEN[/red] first broken event: {report.first_broken}: {report.message}"
-        )
+        _say(("BROKEN", "red"), f" first broken event: {report.first_broken}: {report.message}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -274,8 +293,8 @@ def _print_visits(reports: list[Any], as_json: bool) -> None:
     for r in reports:
         table.add_row(
             str(r.source_id),
-            r.kind,
-            r.status,
+            plain(r.kind),
+            plain(r.status),
             str(r.pages),
             str(r.media_found),
             str(r.media_new),
@@ -287,7 +306,7 @@ def _print_visits(reports: list[Any], as_json: bool) -> None:
     Console().print(table)
     for r in reports:
         for error in r.errors[:5]:
-            console.print(f"[yellow]source {r.source_id}[/yellow] {error}")
+            _say((f"source {r.source_id}", "yellow"), f" {error}")
 
 
 def _totals(reports: list[Any]) -> dict[str, int]:
@@ -349,7 +368,7 @@ def source_add(
             }
         )
     else:
-        console.print(f"source {source.id} ({source.kind}) added: {source.locator}")
+        _say(f"source {source.id} ({source.kind}) added: {source.locator}")
 
 
 @source_app.command("import-telegram")
@@ -412,11 +431,11 @@ def source_list(as_json: JsonOpt = False) -> None:
     for s in sources:
         table.add_row(
             str(s.id),
-            s.kind,
-            s.description,
+            plain(s.kind),
+            plain(s.description),
             f"{s.interval_seconds}s" if s.interval_seconds else "once",
             (s.next_due_at or "-")[:19],
-            s.last_status or "-",
+            plain(s.last_status or "-"),
             str(s.sightings),
         )
     Console().print(table)
