@@ -8,6 +8,7 @@ anything, including nothing at all::
         server.add("/a.png", PNG, content_type="image/png")
         server.route("/slow", trickle(b"x", every=0.5))
         server.route("/flaky", sequence(status(503, headers={"Retry-After": "1"}), static(b"ok")))
+        server.route("/bomb.html", encoded(gzip.compress(b"<p>" * 10**6), "gzip, gzip"))
         fetcher.fetch(server.url("/a.png"))
         assert server.hits("/a.png") == 1
 
@@ -199,6 +200,23 @@ def static(
 ) -> Handler:
     """A fixed response."""
     return lambda h: send(h, status, body, content_type=content_type, headers=headers)
+
+
+def encoded(body: bytes, *codings: str, content_type: str = "application/octet-stream") -> Handler:
+    """``body`` (already encoded) sent with one Content-Encoding header per entry of ``codings``
+    (``encoded(b, "gzip, gzip")`` sends one header listing two, ``encoded(b, "gzip", "gzip")``
+    two headers)."""
+
+    def handle(h: HostileHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", content_type)
+        for coding in codings:
+            h.send_header("Content-Encoding", coding)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return handle
 
 
 def status(code: int, *, headers: Mapping[str, str] | None = None) -> Handler:

@@ -8,15 +8,17 @@ thread-safe: a crawler and a monitor may share one instance. What it guarantees:
   or unspecified address unless allow-listed, checked on every redirect hop and pinned for the
   connection (``addresses.py``, ``pinning.py``);
 - a total time limit per fetch (redirects and retries included), a byte limit per response
-  (refused up front when Content-Length declares more), at most ``max_redirects`` redirects
-  and no loops;
+  on the bytes received and on the bytes decoded (refused up front when Content-Length
+  declares more); one Content-Encoding (gzip or deflate) undone under those limits, stacked or
+  unknown ones refused (``decoding.py``); at most ``max_redirects`` redirects and no loops;
 - retries with exponential backoff and jitter on connection errors, timeouts and 429/502/503/
   504 (Retry-After honoured up to a cap), never on other 4xx;
 - per-host rate limit and concurrency (``hostlimits.py``), robots.txt (``robots.py``).
 
 Every refusal is a ``FetchError`` whose ``code`` is one of: bad_url, dns, blocked_address,
-robots, timeout, too_large, redirect_loop, too_many_redirects, http_status (``FetchStatusError``,
-with ``status``), connection, not_media, not_html.
+robots, timeout, too_large, bad_encoding, redirect_loop, too_many_redirects, http_status
+(``FetchStatusError``, with ``status``), connection, not_media, not_html. Text a server chose
+(a Content-Type) appears in messages only quoted with ``repr``: no control characters.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import random
 import ssl
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -41,6 +43,7 @@ import httpx
 from safeeye import __version__
 from safeeye.errors import FetchError
 from safeeye.ingest.addresses import AddressGuard, Resolver, Target, parse_target
+from safeeye.ingest.decoding import BodyDecoder, body_coding
 from safeeye.ingest.hostlimits import HostLimits
 from safeeye.ingest.pinning import Deadlines, PinnedBackend, PinnedTransport
 from safeeye.ingest.robots import RobotsCache, RobotsRules
@@ -53,6 +56,8 @@ SENSITIVE_HEADERS = frozenset(
 )
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Decoded bytes allowed before ``max_decoded_ratio`` applies (small bodies vary widely).
+_RATIO_FREE = 1024**2
 
 Want = Literal["any", "page", "media"]
 # Broken responses that a retry would not mend.
@@ -90,9 +95,13 @@ class FetchPolicy:
     user_agent: str = USER_AGENT
     #: CA bundle for https (None: the certifi bundle httpx ships with).
     ca_bundle: str | None = None
-    #: Directory for the temporary body files (None: the system temp dir).
+    #: Directory for the temporary body files (None: the system temp dir). ``fetch_policy``
+    #: gives the process's private folder under the data dir (``safeeye.tempfiles``).
     temp_dir: str | None = None
     max_connections: int = 64
+    #: A Content-Encoding that expands a body more than this many times is a bomb, once the
+    #: decoded body passes 1 MiB (pages compress 5 to 10 times, media hardly at all).
+    max_decoded_ratio: float = 100.0
 
 
 class FetchStatusError(FetchError):
@@ -143,22 +152,6 @@ class FetchResult:
 
     def __exit__(self, *exc: object) -> None:
         self.unlink()
-
-
-@dataclass
-class Fetched:
-    """A fetched response body on disk (the caller deletes ``path``) and how it was fetched."""
-
-    url: str
-    final_url: str
-    status: int
-    headers: dict[str, str]
-    server_ip: str | None
-    path: Path
-    size: int
-    redirects: list[str] = field(default_factory=list)
-    sha256: str = ""
-    sniffed: Sniffed | None = None
 
 
 @dataclass(frozen=True)
@@ -445,7 +438,7 @@ class Fetcher:
         if not 200 <= status < 300:
             raise _status_error(target, status, None)
         declared = response.headers.get("content-length", "").strip()
-        if not spec.truncate and declared.isdigit() and int(declared) > spec.limit:
+        if not spec.truncate and _digits(declared) and int(declared) > spec.limit:
             raise FetchError(
                 f"{target.host} declares {int(declared)} bytes, over the limit of {spec.limit}",
                 code="too_large",
@@ -456,7 +449,7 @@ class Fetcher:
     def _save(
         self, target: Target, spec: _Spec, response: httpx.Response, deadline: float
     ) -> tuple[Path, int, str, Sniffed]:
-        """Stream the body to a temporary file within the limits; the file is removed on error."""
+        """Stream the decoded body to a temporary file within the limits (removed on error)."""
         fd, name = tempfile.mkstemp(prefix="safeeye-fetch-", dir=self.policy.temp_dir)
         path = Path(name)
         digest = hashlib.sha256()
@@ -466,7 +459,7 @@ class Fetcher:
         declared = response.headers.get("content-type")
         try:
             with open(fd, "wb") as out:
-                for chunk in response.iter_bytes():
+                for chunk in self._decoded(target, spec, response, deadline):
                     if size + len(chunk) > spec.limit:
                         if not spec.truncate:
                             raise FetchError(
@@ -484,18 +477,62 @@ class Fetcher:
                             sniffed = _check_want(spec.want, bytes(head), declared)
                     if size >= spec.limit and spec.truncate:
                         break
-                    if time.monotonic() >= deadline:
-                        raise FetchError(
-                            f"fetching from {target.host} took longer than the total time "
-                            f"limit ({self.policy.total_timeout:g} s)",
-                            code="timeout",
-                        )
             if sniffed is None:
                 sniffed = _check_want(spec.want, bytes(head), declared)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return path, size, digest.hexdigest(), sniffed
+
+    def _decoded(
+        self, target: Target, spec: _Spec, response: httpx.Response, deadline: float
+    ) -> Iterator[bytes]:
+        """The body's bytes with its Content-Encoding undone, in pieces of bounded size.
+
+        The raw bytes count against ``spec.limit`` as the decoded ones do (in ``_save``), and a
+        coding that expands more than ``max_decoded_ratio``-fold is refused as a bomb.
+        """
+        coding = body_coding(
+            response.headers.get_list("content-encoding", split_commas=True), target.host
+        )
+        decoder = BodyDecoder(coding, target.host)
+        raw_size = decoded = 0
+        for raw in response.iter_raw():
+            cut = raw_size + len(raw) > spec.limit
+            if cut:
+                if not spec.truncate:
+                    raise FetchError(
+                        f"the body from {target.host} passed the limit of {spec.limit} bytes",
+                        code="too_large",
+                    )
+                raw = raw[: spec.limit - raw_size]
+            raw_size += len(raw)
+            for piece in decoder.feed(raw):
+                decoded += len(piece)
+                if (
+                    coding
+                    and decoded > _RATIO_FREE
+                    and decoded > raw_size * self.policy.max_decoded_ratio
+                ):
+                    raise FetchError(
+                        f"the {coding} body from {target.host} expands more than "
+                        f"{self.policy.max_decoded_ratio:g}-fold; refused as a decompression bomb",
+                        code="too_large",
+                    )
+                self._check_deadline(target, deadline)
+                yield piece
+            self._check_deadline(target, deadline)
+            if cut:
+                return  # truncated: the end of the stream is not expected
+        yield from decoder.finish()
+
+    def _check_deadline(self, target: Target, deadline: float) -> None:
+        if time.monotonic() >= deadline:
+            raise FetchError(
+                f"fetching from {target.host} took longer than the total time "
+                f"limit ({self.policy.total_timeout:g} s)",
+                code="timeout",
+            )
 
     # -- robots.txt --------------------------------------------------------------------------
 
@@ -527,7 +564,7 @@ class Fetcher:
                 return RobotsRules("allow_all", now + self.policy.robots_ttl)
             return RobotsRules("unavailable", unavailable_until, reason=f"HTTP {exc.status}")
         except FetchError as exc:
-            if exc.code in ("timeout", "connection"):
+            if exc.code in ("timeout", "connection", "bad_encoding"):
                 return RobotsRules("unavailable", unavailable_until, reason=exc.code)
             if exc.code in ("redirect_loop", "too_many_redirects"):
                 return RobotsRules("allow_all", now + self.policy.robots_ttl)
@@ -553,7 +590,7 @@ def _status_error(target: Target, status: int, retry_after: float | None) -> Fet
 def _check_want(want: Want, head: bytes, declared: str | None) -> Sniffed:
     """What ``head`` is; ``not_html`` / ``not_media`` when it is not what was wanted."""
     sniffed = sniff(head)
-    shown = f" (declared {declared[:80]})" if declared else ""
+    shown = f" (declared {declared[:80]!r})" if declared else ""
     if want == "media" and sniffed.kind not in ("image", "video"):
         raise FetchError(
             f"expected an image or a video but got {sniffed.description}{shown}",
@@ -573,12 +610,17 @@ def _is_page(sniffed: Sniffed, head: bytes) -> bool:
     return sniffed.format == "text" and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (``str.isdigit`` also takes "²")."""
+    return text.isascii() and text.isdigit()
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _digits(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -606,34 +648,3 @@ def _certificate_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def check_destination(url: str, allowlist: tuple[str, ...] = ()) -> str:
-    """Resolve ``url``'s host; FetchError unless every address is public or allow-listed.
-
-    Returns the first address. A check alone does not pin anything: fetch with ``Fetcher``.
-    """
-    target = parse_target(url)
-    return AddressGuard(allowlist).resolve(target.host, target.port)[0]
-
-
-def fetch_to_file(url: str, policy: FetchPolicy | None = None) -> Fetched:
-    """GET ``url`` into a temporary file within the policy's limits; FetchError otherwise.
-
-    For a URL a person asked to scan: robots.txt is not consulted.
-    """
-    with Fetcher(policy or FetchPolicy()) as fetcher:
-        result = fetcher.fetch(url, obey_robots=False)
-    assert result.path is not None
-    return Fetched(
-        url=result.url,
-        final_url=result.final_url,
-        status=result.status,
-        headers=result.headers,
-        server_ip=result.server_ip,
-        path=result.path,
-        size=result.size,
-        redirects=result.redirects,
-        sha256=result.sha256 or "",
-        sniffed=result.sniffed,
-    )
