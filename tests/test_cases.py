@@ -11,7 +11,7 @@ from conftest import FACES
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, add_known, create_case, list_cases, purge_case
 from safeeye.db.models import AuditEvent, Case, Match, Media, Reference, ReferenceFace
-from safeeye.errors import ConflictError, SafeEyeError
+from safeeye.errors import ConflictError, NotFoundError, SafeEyeError
 from safeeye.pipeline.scan import Scanner
 
 
@@ -54,10 +54,12 @@ def test_purge_destroys_key_references_embeddings_and_exclusive_media(
     assert {m.case for r in results for m in r.matches} == {"C1", "C2"}
     with app.db.session() as session:
         addresses = [r.blob_address for r in session.execute(select(Reference)).scalars()]
+        case_id = session.execute(select(Case.id).where(Case.code == "C1")).scalar_one()
     counts = purge_case(app, "C1")
     assert counts["references"] == 2 and counts["media"] == 1  # obama3 only; two_people is C2's too
     with app.db.session() as session:
-        case = session.execute(select(Case).where(Case.code == "C1")).scalar_one()
+        case = session.get(Case, case_id)
+        assert case is not None and case.code == f"purged-{case_id}"  # the code is gone too
         assert case.status == "purged" and case.wrapped_key is None
         assert (
             session.scalar(
@@ -81,8 +83,10 @@ def test_purge_destroys_key_references_embeddings_and_exclusive_media(
     # After the purge, the person is no longer found; the other case still is.
     again = Scanner(app).scan_paths([FACES / "obama3.jpg", FACES / "two_people.jpg"])
     assert {m.case for r in again for m in r.matches} == {"C2"}
-    with pytest.raises(ConflictError):
+    with pytest.raises(NotFoundError):
         add_faces(app, "C1", [FACES / "obama.jpg"])
+    with pytest.raises(ConflictError):
+        add_faces(app, f"purged-{case_id}", [FACES / "obama.jpg"])
     with app.db.session() as session:
         assert app.audit.verify(session).ok
 

@@ -138,13 +138,16 @@ def test_crops_no_hash_variant_covers_are_found_by_local_features(
         assert [m for m in result["matches"] if m["kind"] == "hash"] == [], result["input"]
     from sqlalchemy import select
 
+    from safeeye.cases.sealing import open_match_evidence
     from safeeye.db.models import Match
 
     with app.db.session() as session:
         details = [
             frame["detail"]
             for match in session.execute(select(Match).where(Match.kind == "hash")).scalars()
-            for frame in match.evidence["frames"]
+            for frame in open_match_evidence(
+                app.keys.case_key(match.case), match.id, match.evidence_sealed
+            )["frames"]
         ]
     assert sum(d.startswith("local~") for d in details) >= 4, details
 

@@ -4,43 +4,21 @@ from __future__ import annotations
 
 import getpass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safeeye.audit import AuditLog
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from safeeye.audit import AuditLog, CheckpointStore
 from safeeye.config import Settings
-from safeeye.crypto import derive_key, new_data_key, unwrap_key, wrap_key
-from safeeye.db.models import Case
-from safeeye.db.session import Database
-from safeeye.errors import ConflictError
+from safeeye.db.session import Database, migrate
+from safeeye.errors import ConfigError
+from safeeye.keyring import Keyring
 from safeeye.storage import BlobStore
 
 if TYPE_CHECKING:
     from safeeye.matching.matcher import Matcher
     from safeeye.pipeline.detectors import Detectors
-
-
-class Keyring:
-    """Every key safeeye uses, derived from or wrapped by the one master key."""
-
-    def __init__(self, master_key: bytes) -> None:
-        self._master = master_key
-        self.media = derive_key(master_key, "media")
-        self.signals = derive_key(master_key, "signals")
-
-    @property
-    def master(self) -> bytes:
-        return self._master
-
-    def new_case_key(self, case_id: int) -> tuple[bytes, bytes]:
-        """A fresh data key for a case and its wrapped form to store on the case row."""
-        key = new_data_key()
-        return key, wrap_key(self._master, key, f"case:{case_id}")
-
-    def case_key(self, case: Case) -> bytes:
-        """The case's data key; a purged case has none."""
-        if case.wrapped_key is None:
-            raise ConflictError(f"case {case.code} was purged; its data key is destroyed")
-        return unwrap_key(self._master, case.wrapped_key, f"case:{case.id}")
 
 
 class SafeEye:
@@ -49,10 +27,15 @@ class SafeEye:
     def __init__(self, settings: Settings, *, actor: str | None = None) -> None:
         self.settings = settings
         settings.ensure_data_dir()
-        self.keys = Keyring(settings.load_master_key())
-        self.db = Database(settings.database)
-        self.blobs = BlobStore(settings.blob_dir, self.keys.master)
-        self.audit = AuditLog(self.keys.master)
+        self.db = Database(settings.database, migrate_schema=False)
+        master = _master_key(settings, self.db)
+        migrate(self.db.engine, master)
+        make_private(settings)
+        self.keys = _keyring(self.db, master)
+        self.blobs = BlobStore(settings.blob_dir, self.keys.blob_address)
+        self.audit = AuditLog(
+            self.keys, CheckpointStore(settings.audit_checkpoint_path, settings.audit_witness)
+        )
         self.actor = actor or settings.actor or f"cli:{_login()}"
 
     @cached_property
@@ -69,6 +52,49 @@ class SafeEye:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def _master_key(settings: Settings, db: Database) -> bytes:
+    """The master key; a missing key file beside an existing database is an error, never a
+    new key (a new key would open nothing, and the data would look lost)."""
+    try:
+        return settings.load_master_key(create=False)
+    except ConfigError as exc:
+        if exc.code != "no_master_key":
+            raise
+    if db.has_schema():
+        raise ConfigError(
+            f"{settings.master_key_path.name} is missing but the database exists: restore the "
+            "key from its backup (or set SAFEEYE_MASTER_KEY); a new key cannot open this data",
+            code="no_master_key",
+        )
+    return settings.load_master_key(create=True)
+
+
+def _keyring(db: Database, master: bytes) -> Keyring:
+    for attempt in range(2):
+        try:
+            with db.session() as session:
+                return Keyring.load(session, master)
+        except DBIntegrityError:  # another process stored the keys first: load theirs
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def make_private(settings: Settings) -> None:
+    """Data dir, blob and temp folders 0700; database and key files 0600, whatever they were."""
+    settings.ensure_data_dir()
+    for folder in (settings.blob_dir,):
+        folder.mkdir(exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
+    files = [settings.master_key_path]
+    if settings.database.startswith("sqlite:///"):
+        db_file = Path(settings.database.removeprefix("sqlite:///"))
+        files += [db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")]
+    for path in files:
+        if path.exists():
+            path.chmod(0o600)
 
 
 def _login() -> str:

@@ -36,18 +36,24 @@ def main(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Overrides SAFEEYE_DATA_DIR.")
     ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file", help="Settings file (default: SAFEEYE_ENV_FILE, else DATA_DIR/.env)."
+        ),
+    ] = None,
 ) -> None:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    _state["settings"] = Settings(**overrides)
+    _state["settings"] = Settings.load(env_file, **overrides)
 
 
 def _app() -> Any:
     from safeeye.app import SafeEye
 
     if "app" not in _state:
-        _state["app"] = SafeEye(_state.get("settings") or Settings())
+        _state["app"] = SafeEye(_state.get("settings") or Settings.load())
     return _state["app"]
 
 
@@ -99,7 +105,7 @@ def case_create(
     except SafeEyeError as exc:
         _fail(exc, as_json)
     if as_json:
-        _emit({"code": case.code, "status": case.status, "consent": case.consent_basis})
+        _emit({"code": case.code, "status": case.status, "consent": consent})
     else:
         _say("case ", (visible(case.code), "bold"), " created")
 

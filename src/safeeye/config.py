@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,8 +46,10 @@ class SamplingPlan:
 class Settings(BaseSettings):
     """Every setting of safeeye. Build one with ``Settings()`` and pass it down."""
 
+    # A .env file is read only from a path given or from the data dir (``Settings.load``),
+    # never from whatever directory a command happens to run in.
     model_config = SettingsConfigDict(
-        env_prefix="SAFEEYE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SAFEEYE_", env_file=None, env_file_encoding="utf-8", extra="ignore"
     )
 
     data_dir: Path = Path("./safeeye-data")
@@ -58,6 +61,16 @@ class Settings(BaseSettings):
         description="Base64 of 32 bytes. Default: generated into DATA_DIR/master.key (0600).",
     )
     actor: str = Field(default="", description="Who is acting, for the audit log (CLI).")
+    audit_checkpoint_file: Path | None = Field(
+        default=None,
+        description="Where signed audit checkpoints are kept, outside the database. Default: "
+        "DATA_DIR/audit-checkpoint.json; better on another disk or host.",
+    )
+    audit_witness: str = Field(
+        default="",
+        description="Where each checkpoint is also sent: an http(s) URL (POST of the JSON), "
+        "'syslog' (the local syslog socket) or 'syslog://HOST:PORT' (UDP).",
+    )
 
     # Matching thresholds.
     pdq_threshold: int = Field(default=31, ge=0, le=256)
@@ -138,13 +151,36 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoint.json"
+
+    @classmethod
+    def load(cls, env_file: Path | None = None, **overrides: Any) -> Settings:
+        """Settings from ``SAFEEYE_*`` variables and a ``.env`` file: the one named by
+        ``env_file`` or ``SAFEEYE_ENV_FILE``, else ``DATA_DIR/.env`` if it exists."""
+        path = env_file or os.environ.get("SAFEEYE_ENV_FILE")
+        if path is None:
+            data_dir = overrides.get("data_dir") or os.environ.get("SAFEEYE_DATA_DIR")
+            candidate = Path(data_dir or cls.model_fields["data_dir"].default) / ".env"
+            path = candidate if candidate.is_file() else None
+        elif not Path(path).is_file():
+            raise ConfigError(f"the settings file {path} does not exist")
+        return cls(_env_file=path, **overrides)  # type: ignore[call-arg]
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / MASTER_KEY_FILE
+
     def ensure_data_dir(self) -> Path:
-        """Create the data directory (0700) if needed and return it."""
+        """Create the data directory if needed and make it private (0700) whatever it was."""
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.chmod(0o700)
         return self.data_dir
 
-    def load_master_key(self) -> bytes:
-        """The 32-byte master key: from settings, else from the key file, else generated there.
+    def load_master_key(self, *, create: bool = True) -> bytes:
+        """The 32-byte master key: from settings, else from the key file, else (``create``)
+        generated there; ``ConfigError`` (code ``no_master_key``) when it is missing otherwise.
 
         A generated key is written with 0600 permissions; losing it makes every stored
         reference and media file unreadable, so back it up separately from the data.
@@ -153,12 +189,37 @@ class Settings(BaseSettings):
             return _decode_key(self.master_key.get_secret_value(), "SAFEEYE_MASTER_KEY")
         path = self.ensure_data_dir() / MASTER_KEY_FILE
         if path.exists():
-            return _decode_key(path.read_text().strip(), str(path.name))
+            return read_key_file(path)
+        if not create:
+            raise ConfigError(
+                f"there is no {MASTER_KEY_FILE} in the data dir", code="no_master_key"
+            )
         key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if not write_key_file(path, key):  # another process created it first: use theirs
+            return read_key_file(path)
+        return key
+
+
+def read_key_file(path: Path) -> bytes:
+    """The key in a key file (base64 of 32 bytes)."""
+    return _decode_key(path.read_text().strip(), path.name)
+
+
+def write_key_file(path: Path, key: bytes) -> bool:
+    """Write ``key`` to ``path`` (0600) complete or not at all; False if ``path`` exists."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
         with os.fdopen(fd, "w") as fh:
             fh.write(base64.b64encode(key).decode() + "\n")
-        return key
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and never replaces an existing key
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
 
 
 def _decode_key(text: str, where: str) -> bytes:

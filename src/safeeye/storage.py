@@ -1,10 +1,12 @@
 """Encrypted, content-addressed blob store on the local disk.
 
 Each blob is stored once per namespace under an address that is a keyed digest of its SHA-256,
-so the file names reveal nothing about the content. Content is encrypted in 1 MiB chunks with
-AES-256-GCM (the STREAM construction: a random nonce prefix, a chunk counter and a final-chunk
-flag in each nonce/AAD), so large videos are written and read without holding them in memory
-and any truncation, reordering or edit is detected.
+so the file names reveal nothing about the content. Each blob has its own key, derived from the
+caller's key (a case key, or the media key) and the blob's address, so no two blobs share a key.
+Content is encrypted in 1 MiB chunks with AES-256-GCM (the STREAM construction: a random nonce
+prefix, a chunk counter and a final-chunk flag in each nonce/AAD), so large videos are written
+and read without holding them in memory and any truncation, reordering or edit is detected.
+Blobs written before per-blob keys (``SEB1``) stay readable.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from safeeye.crypto import derive_key, keyed_digest
 from safeeye.errors import IntegrityError, NotFoundError
 
-MAGIC = b"SEB1"
+MAGIC = b"SEB2"  # per-blob key
+LEGACY_MAGIC = b"SEB1"  # the caller's key itself
 CHUNK = 1024 * 1024
 PREFIX_BYTES = 7
 TAG_BYTES = 16
@@ -32,9 +35,9 @@ TAG_BYTES = 16
 class BlobStore:
     """Blobs under ``root``, addressed by namespace and content, encrypted with a caller's key."""
 
-    def __init__(self, root: Path, master_key: bytes) -> None:
+    def __init__(self, root: Path, address_key: bytes) -> None:
         self.root = Path(root)
-        self._address_key = derive_key(master_key, "blob-address")
+        self._address_key = address_key
 
     def address(self, namespace: str, sha256_hex: str) -> str:
         """The address a blob with this SHA-256 has in ``namespace``."""
@@ -68,10 +71,15 @@ class BlobStore:
         path = self.path(address)
         if not path.exists():
             raise NotFoundError("no stored blob at that address")
-        aead = AESGCM(key)
         with open(path, "rb") as fh:
             header = fh.read(len(MAGIC) + PREFIX_BYTES)
-            if len(header) != len(MAGIC) + PREFIX_BYTES or not header.startswith(MAGIC):
+            if len(header) != len(MAGIC) + PREFIX_BYTES:
+                raise IntegrityError("stored blob has no valid header")
+            if header.startswith(MAGIC):
+                aead = AESGCM(blob_key(key, address))
+            elif header.startswith(LEGACY_MAGIC):
+                aead = AESGCM(key)
+            else:
                 raise IntegrityError("stored blob has no valid header")
             prefix = header[len(MAGIC) :]
             index = 0
@@ -107,8 +115,8 @@ class BlobStore:
         final_path = self.path(address)
         if final_path.exists():
             return address
-        final_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        aead = AESGCM(key)
+        _private_dirs(self.root, final_path.parent)
+        aead = AESGCM(blob_key(key, address))
         prefix = os.urandom(PREFIX_BYTES)
         fd, tmp = tempfile.mkstemp(dir=final_path.parent, prefix=".tmp-")
         try:
@@ -127,6 +135,22 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return address
+
+
+def blob_key(key: bytes, address: str) -> bytes:
+    """The key of the one blob at ``address``, derived from the caller's key."""
+    return derive_key(key, f"blob:{address}")
+
+
+def _private_dirs(root: Path, folder: Path) -> None:
+    """Create ``folder`` below ``root`` with every new level private (0700)."""
+    if folder.is_dir():
+        return
+    for level in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
+        path = root / level
+        if not path.is_dir():
+            path.mkdir(mode=0o700, exist_ok=True)
+            path.chmod(0o700)
 
 
 def iter_chunks_bytes(data: bytes) -> Iterator[bytes]:

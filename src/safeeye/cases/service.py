@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
+from safeeye.cases.sealing import (
+    reference_digest,
+    seal_consent,
+    seal_reference_hash,
+    seal_reference_hashes,
+)
 from safeeye.crypto import seal
 from safeeye.db.models import (
     Case,
@@ -20,13 +26,15 @@ from safeeye.db.models import (
     ReferenceFace,
     ReferenceFeatures,
     ReferenceHash,
+    Sighting,
+    UrlState,
 )
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError
 from safeeye.matching.local_features import LocalFeatures, extract_features
 from safeeye.matching.variants import known_hashes
 from safeeye.media.decode import open_media
-from safeeye.signals.hashes import hash_file
+from safeeye.signals.hashes import ContentHashes, hash_file
 from safeeye.signals.pdq import pdq_hash
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
@@ -78,19 +86,23 @@ def create_case(app: SafeEye, code: str, consent_basis: str | None = None) -> Ca
     with app.db.session() as session:
         if session.execute(select(Case.id).where(Case.code == code)).first():
             raise ConflictError(f"a case with code {code!r} exists already")
-        case = Case(code=code, status="open", consent_basis=consent_basis)
+        case = Case(code=code, status="open")
         if consent_basis:
             case.consent_at = utcnow()
         session.add(case)
         session.flush()
-        _key, case.wrapped_key = app.keys.new_case_key(case.id)
+        key, case.wrapped_key = app.keys.new_case_key(case.id)
+        if consent_basis:
+            case.consent_sealed = seal_consent(key, case.id, consent_basis)
         app.audit.append(
             session,
             app.actor,
             "case.created",
             "case",
             case.id,
-            {"code": code, "consent": bool(consent_basis)},
+            {"consent": bool(consent_basis)},
+            case=(case.id, key),
+            private={"code": code},
         )
     return case
 
@@ -152,28 +164,12 @@ def _add_face(app: SafeEye, code: str, photo: Path, detectors: object) -> Refere
     with app.db.session() as session:
         case = _open_case(session, code)
         key = app.keys.case_key(case)
-        existing = session.execute(
-            select(Reference).where(
-                Reference.case_id == case.id,
-                Reference.kind == "face",
-                Reference.sha256 == content.sha256,
-            )
-        ).scalar_one_or_none()
+        existing = _existing_reference(session, case.id, key, "face", content.sha256)
         if existing is not None:
-            return ReferenceOutcome(str(photo), existing.id, faces=1, note="already registered")
+            return ReferenceOutcome(str(photo), existing, faces=1, note="already registered")
         address = app.blobs.put_file(photo, key, f"case:{case.id}", content.sha256)
-        reference = Reference(
-            case_id=case.id,
-            kind="face",
-            sha256=content.sha256,
-            md5=content.md5,
-            media_type="image",
-            format=format_,
-            blob_address=address,
-            label_sealed=seal(key, photo.name.encode(), b"label"),
-        )
-        session.add(reference)
-        session.flush()
+        reference = _new_reference(session, case.id, key, "face", content, photo.name)
+        reference.media_type, reference.format, reference.blob_address = "image", format_, address
         row = ReferenceFace(
             reference_id=reference.id, case_id=case.id, box=list(face.box), embedding_sealed=b""
         )
@@ -188,7 +184,9 @@ def _add_face(app: SafeEye, code: str, photo: Path, detectors: object) -> Refere
             "reference.added",
             "reference",
             reference.id,
-            {"case": code, "kind": "face", "faces_in_photo": len(faces)},
+            {"kind": "face", "faces_in_photo": len(faces)},
+            case=(case.id, key),
+            private={"case": code},
         )
     note = f"{len(faces)} faces in the photo; the largest was used" if len(faces) > 1 else None
     return ReferenceOutcome(str(photo), reference.id, faces=1, note=note)
@@ -226,40 +224,29 @@ def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
     with app.db.session() as session:
         case = _open_case(session, code)
         key = app.keys.case_key(case)
-        existing = session.execute(
-            select(Reference).where(
-                Reference.case_id == case.id,
-                Reference.kind == "known",
-                Reference.sha256 == content.sha256,
-            )
-        ).scalar_one_or_none()
+        existing = _existing_reference(session, case.id, key, "known", content.sha256)
         if existing is not None:
-            return ReferenceOutcome(str(path), existing.id, note="already registered")
+            return ReferenceOutcome(str(path), existing, note="already registered")
         address = app.blobs.put_file(path, key, f"case:{case.id}", content.sha256)
-        reference = Reference(
-            case_id=case.id,
-            kind="known",
-            sha256=content.sha256,
-            md5=content.md5,
-            media_type=info.media_type,
-            format=info.format,
-            blob_address=address,
-            label_sealed=seal(key, path.name.encode(), b"label"),
-        )
-        session.add(reference)
-        session.flush()
-        session.add_all(
+        reference = _new_reference(session, case.id, key, "known", content, path.name)
+        reference.media_type, reference.format = info.media_type, info.format
+        reference.blob_address = address
+        hash_rows = [
             ReferenceHash(
                 reference_id=reference.id,
                 case_id=case.id,
                 algorithm="pdq",
                 variant=variant,
-                hash_hex=hex_,
+                hash_sealed=b"",
                 quality=quality,
                 frame_time=time,
             )
-            for variant, hex_, quality, time in rows
-        )
+            for variant, _hex, quality, time in rows
+        ]
+        session.add_all(hash_rows)
+        session.flush()
+        for row, (_variant, hex_, _quality, _time) in zip(hash_rows, rows, strict=True):
+            row.hash_sealed = seal_reference_hash(key, row.id, hex_)
         for feature_set in features:
             row = ReferenceFeatures(
                 reference_id=reference.id,
@@ -276,22 +263,59 @@ def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
             "reference.added",
             "reference",
             reference.id,
-            {"case": code, "kind": "known", "media_type": info.media_type, "hashes": len(rows)},
+            {"kind": "known", "media_type": info.media_type, "hashes": len(rows)},
+            case=(case.id, key),
+            private={"case": code},
         )
     return ReferenceOutcome(str(path), reference.id, hashes=len(rows))
 
 
-def purge_case(app: SafeEye, code: str) -> dict[str, int]:
-    """Destroy a case's key, references, embeddings and the media no other case needs.
+def _existing_reference(
+    session: Session, case_id: int, key: bytes, kind: str, sha256: str
+) -> int | None:
+    """The id of the case's reference with this content, if it was given before."""
+    return session.execute(
+        select(Reference.id).where(
+            Reference.case_id == case_id,
+            Reference.kind == kind,
+            Reference.content_digest == reference_digest(key, kind, sha256),
+        )
+    ).scalar_one_or_none()
 
-    The case row stays as a tombstone (status "purged") so the audit trail still resolves.
+
+def _new_reference(
+    session: Session, case_id: int, key: bytes, kind: str, content: ContentHashes, name: str
+) -> Reference:
+    """A reference row with its content hashes and file name sealed under the case key."""
+    reference = Reference(
+        case_id=case_id,
+        kind=kind,
+        content_digest=reference_digest(key, kind, content.sha256),
+        hashes_sealed=b"",
+        media_type="image",
+        blob_address="",
+        label_sealed=seal(key, name.encode(), b"label"),
+    )
+    session.add(reference)
+    session.flush()
+    reference.hashes_sealed = seal_reference_hashes(key, reference.id, content.sha256, content.md5)
+    return reference
+
+
+def purge_case(app: SafeEye, code: str) -> dict[str, int]:
+    """Destroy a case's key, references, embeddings, matches and the media no other case needs,
+    so that nothing of it can be read back from the database, its log or the blob store.
+
+    The case row stays as a tombstone (status "purged", its code replaced by ``purged-ID``) so
+    the audit trail still resolves; what the audit log says about the case was sealed under the
+    case key and dies with it. On SQLite the write-ahead log is emptied afterwards (deleted
+    content is zeroed by ``secure_delete``); PostgreSQL needs its operator (docs/security.md).
     """
     with app.db.session() as session:
         case = _open_case(session, code)
         refs = list(
             session.execute(select(Reference).where(Reference.case_id == case.id)).scalars()
         )
-        blobs_removed = sum(1 for ref in refs if app.blobs.delete(ref.blob_address))
         matched_media = set(
             session.execute(select(Match.media_id).where(Match.case_id == case.id)).scalars()
         )
@@ -302,26 +326,32 @@ def purge_case(app: SafeEye, code: str) -> dict[str, int]:
                 )
             ).scalars()
         )
-        exclusive = matched_media - shared
-        media_rows = list(session.execute(select(Media).where(Media.id.in_(exclusive))).scalars())
+        media_rows = list(
+            session.execute(select(Media).where(Media.id.in_(matched_media - shared))).scalars()
+        )
+        blobs = [ref.blob_address for ref in refs]
+        blobs += [m.blob_address for m in media_rows if m.blob_address]
+        session.execute(
+            update(UrlState)
+            .where(UrlState.sha256.in_([m.sha256 for m in media_rows]))
+            .values(sha256=None)
+        )
+        session.execute(delete(Sighting).where(Sighting.media_id.in_([m.id for m in media_rows])))
         for media in media_rows:
-            if media.blob_address:
-                app.blobs.delete(media.blob_address)
             session.delete(media)
         for ref in refs:
             session.delete(ref)
-        session.execute(Match.__table__.delete().where(Match.case_id == case.id))
-        case.wrapped_key = None
+        session.execute(delete(Match).where(Match.case_id == case.id))
+        case.wrapped_key = case.consent_sealed = None
+        case.code = f"purged-{case.id}"
         case.status = "purged"
         case.purged_at = utcnow()
-        counts = {
-            "references": len(refs),
-            "blobs": blobs_removed,
-            "media": len(media_rows),
-        }
-        app.audit.append(
-            session, app.actor, "case.purged", "case", case.id, {"code": code, **counts}
-        )
+        counts = {"references": len(refs), "media": len(media_rows), "blobs": 0}
+        app.audit.append(session, app.actor, "case.purged", "case", case.id, dict(counts))
+    # The rows are gone and the key with them; now the files (a blob left by a failure here is
+    # encrypted under a destroyed case key, or is media no case matches any more).
+    counts["blobs"] = sum(1 for address in blobs if app.blobs.delete(address))
+    app.db.flush_deleted()
     return counts
 
 

@@ -41,7 +41,8 @@ class Case(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    consent_basis: Mapped[str | None] = mapped_column(String(200))
+    #: The basis of consent (free text from the intake), sealed under the case key.
+    consent_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -53,15 +54,19 @@ class Case(Base):
 
 
 class Reference(Base):
-    """What a case gives us to look for: a face photo or a known image/video, stored encrypted."""
+    """What a case gives us to look for: a face photo or a known image/video, stored encrypted.
+
+    Nothing here names the content without the case key: ``content_digest`` is a keyed digest
+    of its SHA-256 under the case key (to find a reference given twice), and the exact hashes
+    (SHA-256 and MD5, for exact matching) are sealed."""
 
     __tablename__ = "case_references"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "face" | "known"
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    md5: Mapped[str] = mapped_column(String(32))
+    content_digest: Mapped[str] = mapped_column(String(64))
+    hashes_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     media_type: Mapped[str] = mapped_column(String(16))
     format: Mapped[str | None] = mapped_column(String(16))
     blob_address: Mapped[str] = mapped_column(String(64))
@@ -79,7 +84,7 @@ class Reference(Base):
         cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (UniqueConstraint("case_id", "kind", "sha256"),)
+    __table_args__ = (UniqueConstraint("case_id", "kind", "content_digest"),)
 
 
 class ReferenceFace(Base):
@@ -98,7 +103,8 @@ class ReferenceFace(Base):
 
 
 class ReferenceHash(Base):
-    """One perceptual hash of a known item (one variant: a crop, a mirror, a video frame)."""
+    """One perceptual hash of a known item (one variant: a crop, a mirror, a video frame),
+    sealed under the case's key."""
 
     __tablename__ = "reference_hashes"
 
@@ -109,7 +115,7 @@ class ReferenceHash(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     algorithm: Mapped[str] = mapped_column(String(16), default="pdq")
     variant: Mapped[str] = mapped_column(String(32))
-    hash_hex: Mapped[str] = mapped_column(String(64))
+    hash_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     quality: Mapped[int] = mapped_column(Integer)
     frame_time: Mapped[float] = mapped_column(Float, default=0.0)
 
@@ -322,7 +328,8 @@ class MediaFace(Base):
 
 
 class Match(Base):
-    """A link from media to a case, with the evidence that made it."""
+    """A link from media to a case, with the evidence that made it (which references, frames:
+    sealed under the case's key). Purging the case deletes its matches."""
 
     __tablename__ = "matches"
 
@@ -332,7 +339,7 @@ class Match(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "face" | "hash"
     distance: Mapped[float] = mapped_column(Float)
     frame_count: Mapped[int] = mapped_column(Integer, default=1)
-    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    evidence_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -341,6 +348,16 @@ class Match(Base):
     media: Mapped[Media] = relationship()
 
     __table_args__ = (UniqueConstraint("media_id", "case_id", "kind"),)
+
+
+class ServiceKey(Base):
+    """A service key (media, signals, blob addresses, audit), wrapped by the master key."""
+
+    __tablename__ = "service_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEvent(Base):

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,8 +58,9 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent).
+def migrate(engine: Engine, master_key: bytes | None = None) -> None:
+    """Bring the schema to the newest migration (idempotent). Migrations that re-encrypt
+    existing rows need ``master_key``.
 
     On SQLite, foreign keys are off while migrating: a batch migration rebuilds a table by
     copying and dropping it, and dropping a parent table with foreign keys on would cascade.
@@ -72,6 +73,7 @@ def migrate(engine: Engine) -> None:
             with connection.begin():
                 config = alembic_config(engine)
                 config.attributes["connection"] = connection
+                config.attributes["master_key"] = master_key
                 command.upgrade(config, "head")
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -128,6 +130,10 @@ class Database:
             busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
                 raise RuntimeError("the write-ahead log could not be emptied: a reader held it")
+
+    def has_schema(self) -> bool:
+        """Whether safeeye's tables exist here (the database was set up before)."""
+        return inspect(self.engine).has_table("alembic_version")
 
     def dispose(self) -> None:
         self.engine.dispose()

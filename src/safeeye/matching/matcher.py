@@ -51,7 +51,8 @@ class Matcher:
         self._local_inverted = False
         self._local_rows: dict[int, int] = {}  # reference_features row -> reference id
         self._local_known: dict[int, tuple[int, list[LocalFeatures]]] = {}  # ref -> case, sets
-        self._exact: dict[str, set[tuple[int, int]]] = defaultdict(set)
+        self._exact: dict[str, set[tuple[int, int]]] = defaultdict(set)  # hash -> (case, ref)
+        self._exact_refs: set[int] = set()
         self._lock = threading.Lock()
 
     def refresh(self, session: Session) -> None:
@@ -60,15 +61,22 @@ class Matcher:
             self._refresh_faces(session)
             self._refresh_hashes(session)
             self._refresh_features(session)
-            self._exact.clear()
-            rows = session.execute(
-                select(Reference.id, Reference.case_id, Reference.sha256, Reference.md5).where(
-                    Reference.kind == "known"
-                )
-            )
-            for ref_id, case_id, sha256, md5 in rows:
-                self._exact[sha256].add((case_id, ref_id))
-                self._exact[md5].add((case_id, ref_id))
+            self._refresh_exact(session)
+
+    def _refresh_exact(self, session: Session) -> None:
+        present = set(
+            session.execute(select(Reference.id).where(Reference.kind == "known")).scalars()
+        )
+        gone = self._exact_refs - present
+        if gone:
+            for entries in self._exact.values():
+                entries.difference_update({e for e in entries if e[1] in gone})
+            self._exact_refs -= gone
+        missing = present - self._exact_refs
+        for ref, raw in self._unsealed(session, Reference, missing, "ref-hashes", "hashes_sealed"):
+            self._exact[raw[:32].hex()].add((ref.case_id, ref.id))
+            self._exact[raw[32:].hex()].add((ref.case_id, ref.id))
+            self._exact_refs.add(ref.id)
 
     def _refresh_faces(self, session: Session) -> None:
         present = set(session.execute(select(ReferenceFace.id)).scalars())
@@ -77,7 +85,9 @@ class Matcher:
         if not missing:
             return
         entries, vectors = [], []
-        for face, raw in self._unsealed(session, ReferenceFace, missing, "face"):
+        for face, raw in self._unsealed(
+            session, ReferenceFace, missing, "face", "embedding_sealed"
+        ):
             entries.append(
                 IndexEntry(face.id, face.case_id, face.reference_id, frame_time=face.frame_time)
             )
@@ -91,13 +101,12 @@ class Matcher:
         missing = present - self.pdq.row_ids
         if not missing:
             return
-        rows = session.execute(select(ReferenceHash).where(ReferenceHash.id.in_(missing))).scalars()
         entries, hashes = [], []
-        for row in rows:
+        for row, raw in self._unsealed(session, ReferenceHash, missing, "ref-hash", "hash_sealed"):
             entries.append(
                 IndexEntry(row.id, row.case_id, row.reference_id, row.variant, row.frame_time)
             )
-            hashes.append(PdqHash.from_hex(row.hash_hex, row.quality).bits)
+            hashes.append(PdqHash.from_hex(raw.hex(), row.quality).bits)
         if entries:
             self.pdq.add(entries, hashes)
 
@@ -112,7 +121,9 @@ class Matcher:
         missing = present - set(self._local_rows)
         if not missing:
             return
-        for row, raw in self._unsealed(session, ReferenceFeatures, missing, "features"):
+        for row, raw in self._unsealed(
+            session, ReferenceFeatures, missing, "features", "features_sealed"
+        ):
             features = LocalFeatures.from_bytes(raw)
             self.local.add(row.reference_id, features)
             self._local_known.setdefault(row.reference_id, (row.case_id, []))[1].append(features)
@@ -123,13 +134,15 @@ class Matcher:
     def _unsealed(
         self,
         session: Session,
-        model: type[ReferenceFace] | type[ReferenceFeatures],
+        model: type[Reference | ReferenceFace | ReferenceFeatures | ReferenceHash],
         ids: set[int],
         purpose: str,
+        sealed_column: str,
     ) -> Iterator[tuple[Any, bytes]]:
-        """The rows ``ids`` of a table of sealed case data, each with its plaintext (sealed
-        under the row's case key, bound to ``purpose:id``)."""
-        sealed_column = "embedding_sealed" if model is ReferenceFace else "features_sealed"
+        """The rows ``ids`` of a table of sealed case data, each with the plaintext of its
+        ``sealed_column`` (sealed under the row's case key, bound to ``purpose:id``)."""
+        if not ids:
+            return
         rows = session.execute(
             select(model, Case).join(Case, Case.id == model.case_id).where(model.id.in_(ids))
         ).all()
@@ -233,7 +246,8 @@ class Matcher:
 
     def _known_image(self, reference_id: int) -> np.ndarray | None:
         """The known image's pixels, decrypted in memory (never written out)."""
-        with self.app.db.session() as session:
+        # Read-only: this runs while the caller's unit of work holds the write lock.
+        with self.app.db.session(read_only=True) as session:
             reference = session.get(Reference, reference_id)
             if reference is None:
                 return None

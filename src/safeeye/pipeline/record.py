@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
+from safeeye.cases.sealing import seal_match_evidence
 from safeeye.crypto import seal, unseal
 from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting
 from safeeye.db.types import utcnow
@@ -228,7 +229,7 @@ def store_matches(
                 Match.media_id == media.id, Match.case_id == case.id, Match.kind == candidate.kind
             )
         ).scalar_one_or_none()
-        evidence = candidate.evidence()
+        key = app.keys.case_key(case)
         new = match is None
         if match is None:
             match = Match(
@@ -237,11 +238,12 @@ def store_matches(
                 kind=candidate.kind,
                 distance=candidate.distance,
                 frame_count=candidate.frame_count,
-                evidence=evidence,
+                evidence_sealed=b"",
                 status="pending",
             )
             session.add(match)
             session.flush()
+            match.evidence_sealed = seal_match_evidence(key, match.id, candidate.evidence())
             app.audit.append(
                 session,
                 app.actor,
@@ -249,18 +251,15 @@ def store_matches(
                 "match",
                 match.id,
                 {
-                    "case": case.code,
-                    "media": media.id,
                     "kind": candidate.kind,
                     "distance": round(candidate.distance, 4),
                     "frames": candidate.frame_count,
                 },
+                case=(case.id, key),
+                private={"case": case.code, "media": media.id},
             )
         elif candidate.distance < match.distance or candidate.frame_count != match.frame_count:
-            match.distance, match.frame_count, match.evidence = (
-                candidate.distance,
-                candidate.frame_count,
-                evidence,
-            )
+            match.distance, match.frame_count = candidate.distance, candidate.frame_count
+            match.evidence_sealed = seal_match_evidence(key, match.id, candidate.evidence())
         stored.append(StoredMatch(match.id, case.code, candidate, new))
     return stored
