@@ -41,8 +41,18 @@ _ANIMATED_FORMATS = frozenset({"gif", "png", "webp"})
 _MIN_FRAME_SECONDS = 0.011
 _SHORT_FRAME_SECONDS = 0.1
 
-# What Pillow raises for undecodable data (its plugins use SyntaxError for "not this format").
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError)
+# What Pillow raises for undecodable data (its plugins use SyntaxError for "not this format";
+# pillow-heif raises RuntimeError for libheif's errors, e.g. a frame larger than its header).
+_PILLOW_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    TypeError,
+    RuntimeError,
+)
 
 
 class ImageMedia(DecodedMedia):

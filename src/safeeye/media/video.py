@@ -431,6 +431,12 @@ def _inspect(
             code="unsupported",
         )
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # FFmpeg has no decoder for the track's codec
+        raise MediaError(
+            f"the video track of this {found.format.upper()} file uses a codec that cannot be "
+            "decoded",
+            code="unsupported",
+        )
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise MediaError("the video track does not declare a picture size", code="corrupt")
@@ -551,16 +557,21 @@ def _declares_more_than_present(path: Path, fmt: str) -> bool:
                     return False
                 segment_size, data_start = _ebml_vint(head, segment + 4)
                 return segment_size is not None and data_start + segment_size > size
-    except (struct.error, OSError, ValueError, IndexError):
+    except (struct.error, OSError, ValueError):
         return False
     return False
 
 
 def _ebml_vint(data: bytes, at: int) -> tuple[int | None, int]:
-    """An EBML variable-size integer at ``at``: (value or None for "unknown size", next offset)."""
+    """An EBML variable-size integer at ``at``: (value or None for "unknown size", next offset).
+
+    ValueError when ``data`` holds no complete one there.
+    """
+    if not 0 <= at < len(data) or data[at] == 0:
+        raise ValueError("not an EBML size")
     first = data[at]
     length = 8 - first.bit_length() + 1
-    if first == 0 or at + length > len(data):
+    if at + length > len(data):
         raise ValueError("not an EBML size")
     value = first & ((1 << (8 - length)) - 1)
     for byte in data[at + 1 : at + length]:
