@@ -393,6 +393,8 @@ class Monitor:
         obey = bool(source.config.get("obey_robots", True))
         list(self._fetch_pool.map(lambda item: self._obtain(item, obey), items))
         try:
+            with self.app.db.session() as session:
+                lease.hold(session)  # a visit that lost its source records no sighting more
             results = self._scan(
                 [i for i in items if i.path is not None and not i.unchanged], source
             )
