@@ -26,9 +26,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import pytest
+
+from safeeye.errors import FetchError
+
+if TYPE_CHECKING:
+    from safeeye.ingest.fetcher import Fetcher
+
 Handler = Callable[["HostileHandler"], None]
+#: The allow-list that lets a fetcher reach this server (and nothing else local).
+LOOPBACK_ONLY = ("127.0.0.1/32",)
+#: The ``make_fetcher`` fixture of ``fetch_fixtures``: policy fields as keywords.
+MakeFetcher = Callable[..., "Fetcher"]
 
 
 @dataclass(frozen=True)
@@ -316,3 +328,11 @@ def trickle(
             h.stopping.wait(every)
 
     return handle
+
+
+def fails(code: str, call: Callable[[], object]) -> FetchError:
+    """The FetchError ``call`` raises, which must have ``code``."""
+    with pytest.raises(FetchError) as caught:
+        call()
+    assert caught.value.code == code, caught.value.as_text()
+    return caught.value

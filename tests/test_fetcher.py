@@ -9,7 +9,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,13 @@ import pytest
 from PIL import Image
 
 from hostile_server import (
+    LOOPBACK_ONLY,
     HostileHandler,
     HostileServer,
+    MakeFetcher,
     declared_length,
     endless,
+    fails,
     hang_up,
     redirect,
     send,
@@ -30,12 +32,10 @@ from hostile_server import (
     status,
     trickle,
 )
-from safeeye.errors import FetchError
 from safeeye.ingest.addresses import is_public, parse_target
-from safeeye.ingest.fetcher import USER_AGENT, Fetcher, FetchPolicy, FetchStatusError
+from safeeye.ingest.fetcher import USER_AGENT, FetchStatusError
 
-LOOPBACK_ONLY = ("127.0.0.1/32",)
-MakeFetcher = Callable[..., Fetcher]
+pytest_plugins = ["fetch_fixtures"]
 
 
 def _png() -> bytes:
@@ -46,43 +46,6 @@ def _png() -> bytes:
 
 PNG = _png()
 GARBAGE = bytes(range(256)) * 64  # binary, not text, not any known format
-
-
-@pytest.fixture
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as running:
-        yield running
-
-
-@pytest.fixture
-def make_fetcher(tmp_path: Path) -> Iterator[MakeFetcher]:
-    """Fetchers that may reach 127.0.0.1 only, without politeness delays, closed afterwards."""
-    made: list[Fetcher] = []
-
-    def make(clock: Callable[[], float] = time.monotonic, resolver: Any = None, **policy: Any):
-        settings: dict[str, Any] = {
-            "allowlist": LOOPBACK_ONLY,
-            "host_interval": 0.0,
-            "retries": 1,
-            "backoff_base": 0.05,
-            "temp_dir": str(tmp_path),
-            "total_timeout": 10.0,
-        }
-        settings.update(policy)
-        fetcher = Fetcher(FetchPolicy(**settings), clock=clock, resolver=resolver)
-        made.append(fetcher)
-        return fetcher
-
-    yield make
-    for fetcher in made:
-        fetcher.close()
-
-
-def _fails(code: str, call: Callable[[], object]) -> FetchError:
-    with pytest.raises(FetchError) as caught:
-        call()
-    assert caught.value.code == code, caught.value.as_text()
-    return caught.value
 
 
 # -- a normal fetch ---------------------------------------------------------------------------
@@ -151,7 +114,7 @@ def test_a_10_gb_content_length_is_refused_without_reading_the_body(
 ) -> None:
     server.route("/huge", declared_length(10 * 1024**3))
     started = time.monotonic()
-    error = _fails("too_large", lambda: make_fetcher().fetch(server.url("/huge")))
+    error = fails("too_large", lambda: make_fetcher().fetch(server.url("/huge")))
     assert time.monotonic() - started < 4 and "10737418240" in str(error)  # body never read
     assert list(tmp_path.iterdir()) == []
 
@@ -161,8 +124,8 @@ def test_a_body_that_never_ends_stops_at_the_byte_limit(
 ) -> None:
     server.route("/endless", endless())
     fetcher = make_fetcher(max_bytes=2 * 1024**2)
-    _fails("too_large", lambda: fetcher.fetch(server.url("/endless")))
-    _fails("too_large", lambda: fetcher.fetch(server.url("/endless"), max_bytes=100_000))
+    fails("too_large", lambda: fetcher.fetch(server.url("/endless")))
+    fails("too_large", lambda: fetcher.fetch(server.url("/endless"), max_bytes=100_000))
     assert list(tmp_path.iterdir()) == []  # partial bodies are deleted
 
 
@@ -172,7 +135,7 @@ def test_a_body_trickling_one_byte_each_half_second_stops_at_the_total_timeout(
     server.route("/trickle", trickle(every=0.5))
     fetcher = make_fetcher(total_timeout=1.5, read_timeout=5.0)
     started = time.monotonic()
-    _fails("timeout", lambda: fetcher.fetch(server.url("/trickle")))
+    fails("timeout", lambda: fetcher.fetch(server.url("/trickle")))
     assert 1.3 <= time.monotonic() - started < 6
 
 
@@ -182,7 +145,7 @@ def test_headers_trickling_byte_by_byte_stop_at_the_total_timeout(
     server.route("/slow-headers", trickle(every=0.2, headers_too=True))
     fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
     started = time.monotonic()
-    _fails("timeout", lambda: fetcher.fetch(server.url("/slow-headers")))
+    fails("timeout", lambda: fetcher.fetch(server.url("/slow-headers")))
     assert 0.8 <= time.monotonic() - started < 6
 
 
@@ -206,8 +169,8 @@ def test_a_redirect_to_another_scheme_is_refused(
 ) -> None:
     server.route("/file", redirect("file:///etc/passwd"))
     server.route("/creds", redirect("http://admin:pw@127.0.0.1/"))
-    _fails("bad_url", lambda: make_fetcher().fetch(server.url("/file")))
-    _fails("bad_url", lambda: make_fetcher().fetch(server.url("/creds")))
+    fails("bad_url", lambda: make_fetcher().fetch(server.url("/file")))
+    fails("bad_url", lambda: make_fetcher().fetch(server.url("/creds")))
 
 
 def test_a_redirect_loop_is_detected(server: HostileServer, make_fetcher: MakeFetcher) -> None:
@@ -215,15 +178,15 @@ def test_a_redirect_loop_is_detected(server: HostileServer, make_fetcher: MakeFe
     server.route("/b", redirect("/a"))
     server.route("/self", redirect("/self"))
     fetcher = make_fetcher()
-    _fails("redirect_loop", lambda: fetcher.fetch(server.url("/a")))
-    _fails("redirect_loop", lambda: fetcher.fetch(server.url("/self")))
+    fails("redirect_loop", lambda: fetcher.fetch(server.url("/a")))
+    fails("redirect_loop", lambda: fetcher.fetch(server.url("/self")))
     assert server.hits("/a") == 1 and server.hits("/b") == 1
 
 
 def test_too_many_redirects_are_refused(server: HostileServer, make_fetcher: MakeFetcher) -> None:
     for i in range(10):
         server.route(f"/r{i}", redirect(f"/r{i + 1}"))
-    _fails("too_many_redirects", lambda: make_fetcher(max_redirects=3).fetch(server.url("/r0")))
+    fails("too_many_redirects", lambda: make_fetcher(max_redirects=3).fetch(server.url("/r0")))
     assert server.hits("/r3") == 1 and server.hits("/r4") == 0
 
 
@@ -235,7 +198,7 @@ def test_a_redirect_from_an_allowed_host_to_a_private_address_is_refused(
         internal.add("/admin", b"secret", content_type="text/plain")
         server.route("/go", redirect(internal.url("/admin")))
         fetcher = make_fetcher(allowlist=LOOPBACK_ONLY)
-        error = _fails("blocked_address", lambda: fetcher.fetch(server.url("/go")))
+        error = fails("blocked_address", lambda: fetcher.fetch(server.url("/go")))
         assert "127.0.0.2" in str(error)
         assert internal.hits("/admin") == 0
         # Allowing it makes the same redirect work: the refusal was the address check.
@@ -264,7 +227,7 @@ def test_private_addresses_in_odd_notations_are_refused_without_an_allow_list(
 ) -> None:
     server.add("/x", b"secret", content_type="text/plain")
     fetcher = make_fetcher(allowlist=())
-    _fails("blocked_address", lambda: fetcher.fetch(f"http://{host}:{server.port}/x"))
+    fails("blocked_address", lambda: fetcher.fetch(f"http://{host}:{server.port}/x"))
     assert server.hits("/x") == 0
 
 
@@ -394,7 +357,7 @@ def test_https_is_pinned_too_with_sni_and_certificate_checked_against_the_name(
             assert result.read_bytes() == PNG and result.server_ip == "127.0.0.1"
         # Same address, another name: the certificate does not cover it.
         impostor = f"https://impostor.test:{secure.port}/p.png"
-        error = _fails("connection", lambda: fetcher.fetch(impostor, obey_robots=False))
+        error = fails("connection", lambda: fetcher.fetch(impostor, obey_robots=False))
         assert "certificate" in str(error) and secure.hits("/p.png") == 1
 
 
@@ -402,14 +365,14 @@ def test_a_name_with_any_private_address_is_refused_before_connecting(
     make_fetcher: MakeFetcher,
 ) -> None:
     fetcher = make_fetcher(resolver=_resolver_to("8.8.8.8", "10.0.0.1"), allowlist=())
-    _fails("blocked_address", lambda: fetcher.fetch("http://mixed.test/x.jpg"))
+    fails("blocked_address", lambda: fetcher.fetch("http://mixed.test/x.jpg"))
 
 
 def test_an_unknown_host_is_a_dns_error(make_fetcher: MakeFetcher) -> None:
     def fail(host: str, port: int) -> list[tuple[Any, ...]]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    _fails("dns", lambda: make_fetcher(resolver=fail).fetch("http://nowhere.test/x"))
+    fails("dns", lambda: make_fetcher(resolver=fail).fetch("http://nowhere.test/x"))
 
 
 @pytest.mark.parametrize(
@@ -429,7 +392,7 @@ def test_an_unknown_host_is_a_dns_error(make_fetcher: MakeFetcher) -> None:
     ],
 )
 def test_malformed_urls_are_bad_url(url: str, make_fetcher: MakeFetcher) -> None:
-    _fails("bad_url", lambda: make_fetcher().fetch(url))
+    fails("bad_url", lambda: make_fetcher().fetch(url))
 
 
 def test_a_target_keeps_scheme_host_and_port() -> None:
@@ -456,10 +419,10 @@ def test_binary_garbage_served_as_html_is_not_a_page(
     server.add("/index.html", GARBAGE, content_type="text/html; charset=utf-8")
     server.route("/endless.html", endless(GARBAGE, content_type="text/html"))
     fetcher = make_fetcher()
-    error = _fails("not_html", lambda: fetcher.fetch(server.url("/index.html"), want="page"))
+    error = fails("not_html", lambda: fetcher.fetch(server.url("/index.html"), want="page"))
     assert "text/html" in str(error)
     # Judged from the first bytes: an endless body is refused long before the byte limit.
-    _fails("not_html", lambda: fetcher.fetch(server.url("/endless.html"), want="page"))
+    fails("not_html", lambda: fetcher.fetch(server.url("/endless.html"), want="page"))
 
 
 def test_pages_are_recognised_and_html_is_not_media(
@@ -470,7 +433,7 @@ def test_pages_are_recognised_and_html_is_not_media(
     fetcher = make_fetcher()
     with fetcher.fetch(server.url("/p"), want="page") as page:
         assert page.read_bytes().endswith(b"</div>")
-    _fails("not_media", lambda: fetcher.fetch(server.url("/q"), want="media"))
+    fails("not_media", lambda: fetcher.fetch(server.url("/q"), want="media"))
 
 
 # -- statuses and retries ---------------------------------------------------------------------
@@ -481,7 +444,7 @@ def test_error_statuses_fail_with_the_status_and_are_not_retried(
     code: int, server: HostileServer, make_fetcher: MakeFetcher
 ) -> None:
     server.route("/gone", status(code))
-    error = _fails("http_status", lambda: make_fetcher(retries=3).fetch(server.url("/gone")))
+    error = fails("http_status", lambda: make_fetcher(retries=3).fetch(server.url("/gone")))
     assert isinstance(error, FetchStatusError) and error.status == code
     assert str(code) in str(error) and server.hits("/gone") == 1
 
@@ -506,7 +469,7 @@ def test_a_retry_after_beyond_the_cap_is_not_waited_for(
 ) -> None:
     server.route("/later", status(429, headers={"Retry-After": "3600"}))
     started = time.monotonic()
-    error = _fails("http_status", lambda: make_fetcher(retries=3).fetch(server.url("/later")))
+    error = fails("http_status", lambda: make_fetcher(retries=3).fetch(server.url("/later")))
     assert isinstance(error, FetchStatusError) and error.retry_after == 3600
     assert server.hits("/later") == 1 and time.monotonic() - started < 2
 
@@ -515,7 +478,7 @@ def test_502_is_retried_with_backoff_until_the_retries_run_out(
     server: HostileServer, make_fetcher: MakeFetcher
 ) -> None:
     server.route("/down", status(502))
-    error = _fails("http_status", lambda: make_fetcher(retries=2).fetch(server.url("/down")))
+    error = fails("http_status", lambda: make_fetcher(retries=2).fetch(server.url("/down")))
     assert isinstance(error, FetchStatusError) and error.status == 502
     assert server.hits("/down") == 3
 
@@ -526,7 +489,7 @@ def test_a_dropped_connection_is_retried(server: HostileServer, make_fetcher: Ma
         assert result.read_bytes() == PNG
     assert server.hits("/flaky") == 2
     server.route("/dead", hang_up())
-    _fails("connection", lambda: make_fetcher(retries=0).fetch(server.url("/dead")))
+    fails("connection", lambda: make_fetcher(retries=0).fetch(server.url("/dead")))
 
 
 def test_an_etag_makes_a_conditional_request_and_304_means_not_modified(
@@ -598,7 +561,7 @@ def test_robots_txt_is_obeyed_cached_and_can_be_overridden(
     server.add("/private/a.png", PNG, content_type="image/png")
     server.add("/public/a.png", PNG, content_type="image/png")
     fetcher = make_fetcher()
-    error = _fails("robots", lambda: fetcher.fetch(server.url("/private/a.png")))
+    error = fails("robots", lambda: fetcher.fetch(server.url("/private/a.png")))
     assert "disallows" in str(error) and server.hits("/private/a.png") == 0
     fetcher.fetch(server.url("/public/a.png")).unlink()
     fetcher.fetch(server.url("/private/a.png"), obey_robots=False).unlink()
@@ -614,7 +577,7 @@ def test_robots_txt_naming_safeeye_applies_to_it(
         content_type="text/plain",
     )
     server.add("/a", b"a", content_type="text/plain")
-    _fails("robots", lambda: make_fetcher().fetch(server.url("/a")))
+    fails("robots", lambda: make_fetcher().fetch(server.url("/a")))
 
 
 def test_missing_robots_txt_allows_all_and_a_failing_one_disallows_for_now(
@@ -627,7 +590,7 @@ def test_missing_robots_txt_allows_all_and_a_failing_one_disallows_for_now(
     with HostileServer() as failing:
         failing.route("/robots.txt", status(500))
         failing.add("/a", b"a", content_type="text/plain")
-        error = _fails("robots", lambda: make_fetcher().fetch(failing.url("/a")))
+        error = fails("robots", lambda: make_fetcher().fetch(failing.url("/a")))
         assert "unavailable" in str(error) and failing.hits("/a") == 0
 
 

@@ -11,22 +11,18 @@ import sys
 import textwrap
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hostile_server import HostileServer, encoded, static
-from safeeye.errors import FetchError
-from safeeye.ingest.fetcher import Fetcher, FetchPolicy
+from hostile_server import HostileServer, MakeFetcher, encoded, fails, static
 
 PAGE = (
     b"<!DOCTYPE html><html><body>" + b"<p>a page worth compressing</p>" * 2000 + b"</body></html>"
 )
 #: How far the fetching process's peak memory may grow while refusing the bombs below.
 MEMORY_CEILING_MB = 200
-MakeFetcher = Callable[..., Fetcher]
+pytest_plugins = ["fetch_fixtures"]
 
 
 def _text(size: int) -> bytes:
@@ -53,40 +49,6 @@ def _gzip_of_zeros(size: int, *, level: int = 1) -> bytes:
 def stacked_bomb() -> bytes:
     """13 KB on the wire, ``gzip, gzip``: 4.6 MB after one decoding, 1 GiB after the second."""
     return gzip.compress(_gzip_of_zeros(1024**3), compresslevel=9)
-
-
-@pytest.fixture
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as running:
-        yield running
-
-
-@pytest.fixture
-def make_fetcher(tmp_path: Path) -> Iterator[MakeFetcher]:
-    made: list[Fetcher] = []
-
-    def make(**policy: Any) -> Fetcher:
-        settings: dict[str, Any] = {
-            "allowlist": ("127.0.0.1",),
-            "host_interval": 0.0,
-            "retries": 0,
-            "temp_dir": str(tmp_path),
-            "total_timeout": 30.0,
-        }
-        fetcher = Fetcher(FetchPolicy(**(settings | policy)))
-        made.append(fetcher)
-        return fetcher
-
-    yield make
-    for fetcher in made:
-        fetcher.close()
-
-
-def _fails(code: str, call: Callable[[], object]) -> FetchError:
-    with pytest.raises(FetchError) as caught:
-        call()
-    assert caught.value.code == code, caught.value.as_text()
-    return caught.value
 
 
 # -- encodings that are decoded ---------------------------------------------------------------
@@ -130,7 +92,7 @@ def test_robots_txt_in_gzip_is_read_and_cut_at_its_limit(
     for path in ("/private/a", "/late/a"):
         server.add(path, b"x", content_type="text/plain")
     fetcher = make_fetcher(robots_max_bytes=1000)
-    _fails("robots", lambda: fetcher.fetch(server.url("/private/a")))
+    fails("robots", lambda: fetcher.fetch(server.url("/private/a")))
     fetcher.fetch(server.url("/late/a")).unlink()  # that rule lies past the first 1000 bytes
     assert server.hits("/private/a") == 0 and server.hits("/late/a") == 1
 
@@ -147,7 +109,7 @@ def test_stacked_encodings_are_refused_before_decoding(
     codings: tuple[str, ...], server: HostileServer, make_fetcher: MakeFetcher, tmp_path: Path
 ) -> None:
     server.route("/x", encoded(gzip.compress(gzip.compress(PAGE)), *codings))
-    error = _fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
+    error = fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
     assert "stacked" in str(error)
     assert list(tmp_path.iterdir()) == []
 
@@ -157,7 +119,7 @@ def test_unknown_encodings_are_refused(
     coding: str, server: HostileServer, make_fetcher: MakeFetcher
 ) -> None:
     server.route("/x", encoded(b"\x00" * 100, coding))
-    error = _fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
+    error = fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
     assert "unsupported" in str(error)
 
 
@@ -166,7 +128,7 @@ def test_robots_txt_in_a_stacked_encoding_closes_the_site_for_now(
 ) -> None:
     server.route("/robots.txt", encoded(gzip.compress(gzip.compress(b"")), "gzip, gzip"))
     server.add("/a", b"a", content_type="text/plain")
-    error = _fails("robots", lambda: make_fetcher().fetch(server.url("/a")))
+    error = fails("robots", lambda: make_fetcher().fetch(server.url("/a")))
     assert "bad_encoding" in str(error) and server.hits("/a") == 0
 
 
@@ -179,7 +141,7 @@ def test_a_corrupt_or_cut_gzip_body_is_a_bad_encoding(
     body: bytes, server: HostileServer, make_fetcher: MakeFetcher, tmp_path: Path
 ) -> None:
     server.route("/x", encoded(body, "gzip"))
-    _fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
+    fails("bad_encoding", lambda: make_fetcher().fetch(server.url("/x")))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -190,7 +152,7 @@ def test_a_gzip_body_that_decodes_past_the_limit_is_too_large(
     body = gzip.compress(text)
     assert len(body) < 1024**2 < len(text) < 100 * len(body)  # small on the wire, no bomb
     server.route("/x", encoded(body, "gzip"))
-    error = _fails("too_large", lambda: make_fetcher(max_bytes=1024**2).fetch(server.url("/x")))
+    error = fails("too_large", lambda: make_fetcher(max_bytes=1024**2).fetch(server.url("/x")))
     assert "passed the limit" in str(error)
     assert list(tmp_path.iterdir()) == []
     with make_fetcher(max_bytes=4 * 1024**2).fetch(server.url("/x")) as result:
@@ -202,7 +164,7 @@ def test_a_decompression_bomb_is_refused_by_its_ratio_within_the_limit(
 ) -> None:
     bomb = _gzip_of_zeros(256 * 1024**2, level=9)  # 256 KB -> 256 MB, under a 512 MB limit
     server.route("/bomb", encoded(bomb, "gzip"))
-    error = _fails("too_large", lambda: make_fetcher().fetch(server.url("/bomb")))
+    error = fails("too_large", lambda: make_fetcher().fetch(server.url("/bomb")))
     assert "decompression bomb" in str(error)
     assert list(tmp_path.iterdir()) == []
 
@@ -277,8 +239,8 @@ def test_server_chosen_text_reaches_error_messages_quoted_without_control_charac
     server.route("/y", encoded(b"x", "gzip\xc2\x9b[bold]"))
     fetcher = make_fetcher()
     messages = [
-        str(_fails("not_media", lambda: fetcher.fetch(server.url("/x"), want="media"))),
-        str(_fails("bad_encoding", lambda: fetcher.fetch(server.url("/y")))),
+        str(fails("not_media", lambda: fetcher.fetch(server.url("/x"), want="media"))),
+        str(fails("bad_encoding", lambda: fetcher.fetch(server.url("/y")))),
     ]
     for message in messages:
         assert not [ch for ch in message if unicodedata.category(ch) in ("Cc", "Cf")], message
