@@ -1,5 +1,6 @@
-"""A monitor killed in the middle of a cycle loses no sighting and duplicates none; its source
-is taken over only once its lease has expired, and the next visit resumes where it stopped."""
+"""Monitor processes: one killed in the middle of a cycle loses no sighting and duplicates none,
+and its source is taken over only once its lease has expired; two running at once never visit
+one source together."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import create_engine, text
 
 from conftest import FACES
-from hostile_server import HostileServer
+from hostile_server import HostileHandler, HostileServer, send
 
 IMAGES = 24
 
@@ -69,9 +71,8 @@ def _safeeye(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_killing_the_monitor_mid_cycle_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = {
+def _env(data: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "SAFEEYE_DATA_DIR": str(data),
         "SAFEEYE_FETCH_ALLOWLIST": "127.0.0.1",
@@ -79,6 +80,54 @@ def test_killing_the_monitor_mid_cycle_loses_and_duplicates_nothing(tmp_path: Pa
         "SAFEEYE_SCAN_WORKERS": "1",
         "SAFEEYE_ACTOR": "test",
     }
+
+
+def test_a_second_discover_leaves_the_source_another_one_is_visiting(tmp_path: Path) -> None:
+    env = _env(tmp_path / "data")
+    gate = threading.Event()
+    images = _variants()[:3]
+
+    def stalls(h: HostileHandler) -> None:  # the first visit stops here until the gate opens
+        gate.wait(120)
+        send(h, 200, images[0], content_type="image/jpeg")
+
+    with HostileServer() as site:
+        site.route("/img/0.jpg", stalls)
+        for i, body in enumerate(images[1:], start=1):
+            site.add(f"/img/{i}.jpg", body, content_type="image/jpeg")
+        links = "".join(f'<img src="/img/{i}.jpg">' for i in range(len(images)))
+        site.add("/", f"<html><body>{links}</body></html>".encode(), content_type="text/html")
+        added = _safeeye(env, "source", "add", site.url("/"), "--every", "10m", "--json")
+        assert added.returncode == 0, added.stderr
+
+        first = subprocess.Popen(
+            [sys.executable, "-m", "safeeye.cli", "discover", "--once", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while site.hits("/img/0.jpg") == 0 and first.poll() is None:
+                assert time.monotonic() < deadline, "the first visit never got going"
+                time.sleep(0.05)
+            second = _safeeye(env, "discover", "--once", "--json")
+        finally:
+            gate.set()
+            out, err = first.communicate(timeout=300)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["visits"] == []
+        assert first.returncode == 0, err
+        (visit,) = json.loads(out)["visits"]
+        assert visit["status"] == "done" and visit["media_new"] == len(images)
+        assert site.hits("/") == 1
+        assert all(site.hits(f"/img/{i}.jpg") == 1 for i in range(len(images)))
+
+
+def test_killing_the_monitor_mid_cycle_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = _env(data)
     with HostileServer() as site:
         links = []
         for i, body in enumerate(_variants()):
