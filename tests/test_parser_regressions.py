@@ -22,7 +22,9 @@ from PIL import Image
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
 from safeeye.ingest.feeds import parse_feed
+from safeeye.ingest.robots import RobotsRules
 from safeeye.ingest.sitemaps import parse_sitemap, xml_root_name
+from safeeye.ingest.telegram import read_export
 from safeeye.media.decode import open_media
 from safeeye.media.images import _frame_durations
 from safeeye.media.video import _declares_more_than_present, _ebml_vint, probe_duration
@@ -281,3 +283,64 @@ def test_kept_finding_passes_its_fuzz_target(path: Path) -> None:
         sys.path.remove(str(REPO))
 
     promptly(lambda: target.test_one_input(path.read_bytes()))
+
+
+# -- robots.txt values the standard library's parser cannot convert -------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "%C2%B2", "٣", "9" * 5000], ids=["superscript", "escaped", "arabic", "huge"]
+)
+def test_robots_crawl_delay_that_is_no_number_is_ignored_and_keeps_its_group(value: str) -> None:
+    text = f"User-agent: a\nCrawl-delay: {value}\nUser-agent: b\nDisallow: /private\n"
+
+    rules = RobotsRules.parse(text, expires=60.0)
+
+    plain = RobotsRules.parse(text.replace(value, "soon"), expires=60.0)
+    assert rules.crawl_delay("a") is None and rules.crawl_delay("b") is None
+    for agent in ("a", "b", "c"):
+        url = "https://pages.example/private/1.jpg"
+        assert rules.allows(url, agent) == plain.allows(url, agent)
+    assert not rules.allows("https://pages.example/private/1.jpg", "b")
+
+
+def test_robots_request_rate_that_is_no_number_is_ignored() -> None:
+    rules = RobotsRules.parse("User-agent: *\nRequest-rate: 1/²\nCrawl-delay: 4\n", 60.0)
+
+    assert rules.parser is not None and rules.parser.request_rate("x") is None
+    assert rules.crawl_delay("x") == 4.0
+
+
+# -- Telegram exports with values Python refuses to convert ----------------------------------
+
+
+def test_telegram_export_with_a_number_of_thousands_of_digits_is_read(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "p.jpg").write_bytes(b"\xff\xd8\xff")
+    huge = "7" * 5000
+    (tmp_path / "result.json").write_text(
+        '{"name": "c", "type": "private_channel", "id": 5, "messages": ['
+        f'{{"id": {huge}, "type": "message", "date_unixtime": "1710450963", "photo": '
+        '"photos/p.jpg", "width": 1e999, "text": ""},'
+        '{"id": 2, "type": "message", "date_unixtime": "1710450964", "photo": "photos/p.jpg",'
+        ' "text": ""}]}'
+    )
+
+    export = read_export(tmp_path)
+
+    assert [m.message_id for m in export.media] == [None, 2]
+    assert export.media[0].link is None and export.media[1].link == "https://t.me/c/5/2"
+
+
+def test_telegram_date_before_the_first_utc_instant_is_no_date(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text(
+        '{"name": "c", "type": "private_channel", "id": 5, "messages": ['
+        '{"id": 1, "type": "message", "date": "0001-01-01T00:00:00+01:00", "edited": '
+        '"9999-12-31T23:59:59-01:00", "photo": "p.jpg", "text": "https://x.example/"}]}'
+    )
+    (tmp_path / "p.jpg").write_bytes(b"\xff\xd8\xff")
+
+    export = read_export(tmp_path)
+
+    assert [(m.date, m.edited) for m in export.media] == [(None, None)]
+    assert [link.url for link in export.links] == ["https://x.example/"]

@@ -7,14 +7,23 @@ say, so everything is disallowed for now (cached for a shorter time, then asked 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import unquote
 from urllib.robotparser import RobotFileParser
 
 Verdict = Literal["rules", "allow_all", "unavailable"]
+
+_RATE_LINE = re.compile(r"\s*(crawl-delay|request-rate)\s*:([^#]*)", re.IGNORECASE)
+# The values the standard library's parser can convert: ASCII digits, not too many of them.
+_SANE_RATE = {
+    "crawl-delay": re.compile(r"[0-9]{1,9}"),
+    "request-rate": re.compile(r"[0-9]{1,9}\s*/\s*[0-9]{1,9}"),
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class RobotsRules:
     def parse(cls, text: str, expires: float) -> RobotsRules:
         """Rules from the text of a robots.txt."""
         parser = RobotFileParser()
-        parser.parse(text.splitlines())
+        parser.parse(_parsable_lines(text))
         return cls("rules", expires, parser)
 
     def allows(self, url: str, agent: str) -> bool:
@@ -47,6 +56,19 @@ class RobotsRules:
             return None
         delay = self.parser.crawl_delay(agent)
         return None if delay is None else float(delay)
+
+
+def _parsable_lines(text: str) -> Iterator[str]:
+    """The lines of a robots.txt, with each Crawl-delay or Request-rate value that the standard
+    library's parser would crash on (``int()`` of "²", or of thousands of digits) replaced by
+    one it ignores, so the line still ends its group as it would have."""
+    for line in text.splitlines():
+        match = _RATE_LINE.match(line)
+        if match and not _SANE_RATE[match.group(1).lower()].fullmatch(
+            unquote(match.group(2).strip()).strip()
+        ):
+            line = f"{match.group(1)}: ignored"
+        yield line
 
 
 class RobotsCache:

@@ -42,6 +42,7 @@ MAX_RESULT_JSON_BYTES = 1024**3
 #: One message (or one skipped section such as ``contacts``) larger than this is refused.
 MAX_ENTRY_CHARS = 64 * 1024**2
 _CHUNK_CHARS = 1 << 20
+_MAX_INT_DIGITS = 64
 
 MediaKind = Literal["photo", "video", "animation", "video_message", "file", "sticker", "thumbnail"]
 #: ``private``: ``https://t.me/c/<chat id>/<message id>``, opens for members of the chat;
@@ -260,7 +261,7 @@ class _JsonStream:
         self._pos = 0
         self._offset = 0  # characters dropped from the front of the buffer
         self._eof = False
-        self._decoder = json.JSONDecoder()
+        self._decoder = json.JSONDecoder(parse_int=_json_int)
 
     def _fill(self) -> bool:
         if self._eof:
@@ -649,7 +650,10 @@ class _Reader:
         if parsed.tzinfo is None:
             self.naive_dates = True
             return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before the first UTC instant
+            return None
 
     def _collect_links(
         self,
@@ -724,6 +728,12 @@ def _normalise_url(url: str) -> str | None:
             return None
         return "https://" + url
     return url
+
+
+def _json_int(text: str) -> int | str:
+    """A JSON integer as an int; one too long to be any Telegram number stays text (Python
+    refuses to convert thousands of digits, and no id or size needs more than 20)."""
+    return int(text) if len(text) <= _MAX_INT_DIGITS else text
 
 
 def _peer_id(value: Any) -> str | None:
