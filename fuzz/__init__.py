@@ -1,0 +1,1 @@
+"""Fuzz targets (atheris) for the parsers of untrusted bytes that safeeye wrote; see README.md."""
