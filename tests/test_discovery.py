@@ -12,10 +12,15 @@ from conftest import FACES, VIDEO, make_app, make_settings
 from hostile_server import HostileServer, declared_length, endless, maze, redirect
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
-from safeeye.db.models import Match, Page, Sighting, Visit
+from safeeye.db.models import Match, Page, Sighting, Source, UrlState, Visit
+from safeeye.db.types import utcnow
+from safeeye.ingest.fetcher import Fetcher
 from safeeye.ingest.monitor import Monitor
+from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.service import add_source, make_due
 from safeeye.pipeline.detectors import Detectors
+from safeeye.pipeline.scan import Scanner
+from test_monitor_leases import noise_jpeg
 
 
 def html(*body: str) -> bytes:
@@ -306,3 +311,186 @@ def test_unchanged_pages_are_fetched_conditionally_and_read_from_the_evidence(
     assert conditional == [None, '"v1"']
     assert second.status == "done" and second.pages == 1 and second.media_new == 0
     assert site.url("/img/biden.jpg") in _sighted(web_app)
+
+
+def _gif_cut_inside_its_graphic_control_extension() -> bytes:
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (80 * i, 0, 0)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    data = buffer.getvalue()
+    return data[: data.index(b"!\xf9") + 3]  # introducer, label, block size: then nothing
+
+
+def _states(app: SafeEye) -> dict[str, UrlState]:
+    with app.db.session(read_only=True) as session:
+        return {s.location: s for s in session.execute(select(UrlState)).scalars()}
+
+
+def test_a_crafted_file_fails_alone_and_the_rest_of_its_page_is_scanned(
+    web_app: SafeEye,
+) -> None:
+    with HostileServer() as server:
+        server.add(
+            "/crafted.gif",
+            _gif_cut_inside_its_graphic_control_extension(),
+            content_type="image/gif",
+        )
+        for i in range(2):
+            server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
+        server.add(
+            "/",
+            html('<img src="/img/0.jpg">', '<img src="/crafted.gif">', '<img src="/img/1.jpg">'),
+            content_type="text/html",
+        )
+        add_source(web_app, "url", server.url("/"), interval_seconds=600)
+        monitor = Monitor(web_app)
+        try:
+            (report,) = monitor.run_once()
+        finally:
+            monitor.close()
+        crafted, scanned = server.url("/crafted.gif"), {server.url(f"/img/{i}.jpg") for i in (0, 1)}
+    assert report.status == "done" and report.media_found == 3 and report.failures == 1
+    states = _states(web_app)
+    assert states[crafted].status == "failed" and states[crafted].error
+    assert all(states[url].status == "ok" for url in scanned)
+    assert scanned <= _sighted(web_app)
+
+
+class _ScannerBrokenBy(Scanner):
+    """The real scanner, except that analysing one content raises (a decoder's bug)."""
+
+    def __init__(self, app: SafeEye, poison: bytes) -> None:
+        super().__init__(app)
+        self.poison = poison
+
+    def scan_paths(self, paths: list[Path], facts=None):  # type: ignore[no-untyped-def]
+        if any(p.read_bytes() == self.poison for p in paths):
+            raise IndexError("index out of range")
+        return super().scan_paths(paths, facts)
+
+
+class _FetcherBrokenBy(Fetcher):
+    """The real fetcher, except that fetching one URL raises something unforeseen."""
+
+    def __init__(self, app: SafeEye, broken_url: str) -> None:
+        super().__init__(fetch_policy(app.settings))
+        self.broken_url = broken_url
+
+    def fetch(self, url: str, **options):  # type: ignore[no-untyped-def]
+        if url == self.broken_url:
+            raise RuntimeError("a bug in the fetcher")
+        return super().fetch(url, **options)
+
+
+def test_whatever_one_item_raises_is_that_items_error_and_the_visit_completes(
+    web_app: SafeEye,
+) -> None:
+    poison = noise_jpeg(7)
+    with HostileServer() as server:
+        for i in range(4):
+            server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
+        server.add("/img/poison.jpg", poison, content_type="image/jpeg")
+        links = ["/img/0.jpg", "/img/poison.jpg", "/img/1.jpg", "/img/broken.jpg", "/img/2.jpg"]
+        server.add("/", html(*(f'<img src="{u}">' for u in links)), content_type="text/html")
+        add_source(web_app, "url", server.url("/"), interval_seconds=600)
+        monitor = Monitor(
+            web_app,
+            scanner=_ScannerBrokenBy(web_app, poison),
+            fetcher=_FetcherBrokenBy(web_app, server.url("/img/broken.jpg")),
+        )
+        try:
+            (report,) = monitor.run_once()
+        finally:
+            monitor.close()
+        url = server.url
+    assert report.status == "done" and report.media_found == 5 and report.failures == 2
+    assert report.media_new == 3
+    states = _states(web_app)
+    assert states[url("/img/poison.jpg")].error == "internal: IndexError"
+    assert states[url("/img/broken.jpg")].error == "internal: RuntimeError"
+    assert {url(f"/img/{i}.jpg") for i in range(3)} == _sighted(web_app)
+
+
+def test_a_crawl_page_whose_reading_raises_fails_alone_and_the_crawl_goes_on(
+    web_app: SafeEye, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safeeye.ingest.crawl as crawl_module
+
+    real_extract = crawl_module.extract_links
+
+    def extract_links(body: bytes, url: str, charset: str | None = None):  # type: ignore[no-untyped-def]
+        if url.endswith("/broken.html"):
+            raise IndexError("a parser's bug")
+        return real_extract(body, url, charset)
+
+    monkeypatch.setattr(crawl_module, "extract_links", extract_links)
+    with HostileServer() as server:
+        server.add(
+            "/",
+            html('<a href="/broken.html">b</a>', '<a href="/fine.html">f</a>'),
+            content_type="text/html",
+        )
+        server.add("/broken.html", html('<img src="/img/0.jpg">'), content_type="text/html")
+        server.add("/fine.html", html('<img src="/img/1.jpg">'), content_type="text/html")
+        for i in range(2):
+            server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
+        add_source(web_app, "crawl", server.url("/"), config={"sitemaps": False})
+        monitor = Monitor(web_app)
+        try:
+            (report,) = monitor.run_once()
+        finally:
+            monitor.close()
+        broken, found = server.url("/broken.html"), server.url("/img/1.jpg")
+    assert report.status == "done" and report.failures == 1
+    assert report.errors == [f"{broken}: internal: IndexError"]
+    assert _sighted(web_app) == {found}
+
+
+def test_a_visit_out_of_time_ends_incomplete_and_the_next_ones_carry_on(
+    tmp_path: Path, detectors: Detectors
+) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        fetch_allowlist=("127.0.0.1",),
+        fetch_host_interval=0.0,
+        visit_budget_seconds=0.001,  # every visit runs out of time after its first batch
+    )
+    app = make_app(settings, detectors)
+    with HostileServer() as server:
+        for i in range(6):
+            server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
+        server.add(
+            "/big/",
+            html(*(f'<img src="/img/{i}.jpg">' for i in range(5))),
+            content_type="text/html",
+        )
+        server.add("/small/", html('<img src="/img/5.jpg">'), content_type="text/html")
+        big = add_source(app, "url", server.url("/big/"), interval_seconds=600)
+        small = add_source(app, "url", server.url("/small/"), interval_seconds=600)
+        monitor = Monitor(app, batch_size=2)
+        try:
+            cycles = [monitor.run_once() for _ in range(3)]
+            hits_after_resumed_visits = [server.hits(f"/img/{i}.jpg") for i in range(6)]
+            with app.db.session(read_only=True) as session:
+                through = session.get(Source, big.id)
+            make_due(app, big.id)  # a visit after the work was through starts from the top
+            (again,) = monitor.run_once()
+        finally:
+            monitor.close()
+        sighted = {server.url(f"/img/{i}.jpg") for i in range(6)}
+    seen = [[(r.source_id, r.status, r.media_found, r.skipped) for r in c] for c in cycles]
+    assert seen == [
+        [(big.id, "incomplete", 2, 0), (small.id, "done", 1, 0)],  # the other source's turn
+        [(big.id, "incomplete", 2, 2)],
+        [(big.id, "done", 1, 4)],
+    ]
+    assert hits_after_resumed_visits == [1] * 6  # nothing was fetched twice
+    assert _sighted(app) == sighted
+    assert through is not None and through.resume_since is None
+    assert through.next_due_at is not None and through.next_due_at > utcnow()
+    assert (again.status, again.media_found, again.skipped) == ("incomplete", 2, 0)
+    app.close()
