@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hostile_server import HostileServer, MakeFetcher, encoded, fails, static
+from safeeye.ingest.decoding import CHUNK, BodyDecoder
 
 PAGE = (
     b"<!DOCTYPE html><html><body>" + b"<p>a page worth compressing</p>" * 2000 + b"</body></html>"
@@ -97,6 +98,27 @@ def test_robots_txt_in_gzip_is_read_and_cut_at_its_limit(
     assert server.hits("/private/a") == 0 and server.hits("/late/a") == 1
 
 
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        ("gzip", gzip.compress(b"\0" * 10**6)),
+        ("deflate", zlib.compress(b"\0" * 10**6)),
+        ("deflate", zlib.compress(b"\0" * 10**6)[2:-4]),
+        (None, b"\0" * 10**6),
+    ],
+    ids=["gzip", "deflate-zlib", "deflate-raw", "identity"],
+)
+@pytest.mark.parametrize("step", [1, 3, 4096, 10**7])
+def test_any_split_of_the_raw_bytes_decodes_alike_in_bounded_pieces(
+    coding: str | None, body: bytes, step: int
+) -> None:
+    decoder = BodyDecoder(coding, "example.test")
+    pieces = [p for i in range(0, len(body), step) for p in decoder.feed(body[i : i + step])]
+    pieces += decoder.finish()
+    assert b"".join(pieces) == b"\0" * 10**6
+    assert max(len(p) for p in pieces) <= CHUNK
+
+
 # -- encodings that are refused ---------------------------------------------------------------
 
 
@@ -162,7 +184,7 @@ def test_a_gzip_body_that_decodes_past_the_limit_is_too_large(
 def test_a_decompression_bomb_is_refused_by_its_ratio_within_the_limit(
     server: HostileServer, make_fetcher: MakeFetcher, tmp_path: Path
 ) -> None:
-    bomb = _gzip_of_zeros(256 * 1024**2, level=9)  # 256 KB -> 256 MB, under a 512 MB limit
+    bomb = _gzip_of_zeros(32 * 1024**2, level=9)  # 32 KB -> 32 MB, far under the 512 MB limit
     server.route("/bomb", encoded(bomb, "gzip"))
     error = fails("too_large", lambda: make_fetcher().fetch(server.url("/bomb")))
     assert "decompression bomb" in str(error)
