@@ -387,7 +387,7 @@ class _FetcherBrokenBy(Fetcher):
 
 
 def test_whatever_one_item_raises_is_that_items_error_and_the_visit_completes(
-    web_app: SafeEye,
+    web_app: SafeEye, caplog: pytest.LogCaptureFixture
 ) -> None:
     poison = noise_jpeg(7)
     with HostileServer() as server:
@@ -413,6 +413,9 @@ def test_whatever_one_item_raises_is_that_items_error_and_the_visit_completes(
     assert states[url("/img/poison.jpg")].error == "internal: IndexError"
     assert states[url("/img/broken.jpg")].error == "internal: RuntimeError"
     assert {url(f"/img/{i}.jpg") for i in range(3)} == _sighted(web_app)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "IndexError" in logged and "RuntimeError" in logged  # logged for the operator,
+    assert "127.0.0.1" not in logged and "poison" not in logged  # without URLs or file names
 
 
 def test_a_crawl_page_whose_reading_raises_fails_alone_and_the_crawl_goes_on(
