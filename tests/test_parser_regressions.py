@@ -25,6 +25,7 @@ from safeeye.ingest.feeds import parse_feed
 from safeeye.ingest.robots import RobotsRules
 from safeeye.ingest.sitemaps import parse_sitemap, xml_root_name
 from safeeye.ingest.telegram import read_export
+from safeeye.media import images, video
 from safeeye.media.decode import open_media
 from safeeye.media.images import _frame_durations
 from safeeye.media.video import _declares_more_than_present, _ebml_vint, probe_duration
@@ -186,6 +187,27 @@ def test_duration_readers_stop_at_the_frame_limit(fmt: str) -> None:
     durations = _frame_durations(io.BytesIO(buffer.getvalue()), fmt, 5)
 
     assert durations == pytest.approx([0.05] * 5)
+
+
+def test_webp_reader_stops_after_its_chunk_budget() -> None:
+    # Millions of empty chunks cost seconds per 50 MB; real animations have a few per frame.
+    webp = animated_webp()
+    padded = webp[:12] + b"JUNK\x00\x00\x00\x00" * images._MAX_BLOCKS + webp[12:]
+    padded = padded[:4] + struct.pack("<I", len(padded) - 8) + padded[8:]
+
+    assert _frame_durations(io.BytesIO(webp), "webp", 2000) == pytest.approx([0.1, 0.2, 0.3])
+    assert _frame_durations(io.BytesIO(padded), "webp", 2000) == []
+
+
+def test_mp4_box_walk_stops_after_its_box_budget(tmp_path: Path) -> None:
+    ftyp = b"\x00\x00\x00\x10ftypisom\x00\x00\x02\x00"
+    past_the_end = b"\x00\x01\x00\x00mdat"
+    short, long = tmp_path / "short.mp4", tmp_path / "long.mp4"
+    short.write_bytes(ftyp + b"\x00\x00\x00\x08free" * 10 + past_the_end)
+    long.write_bytes(ftyp + b"\x00\x00\x00\x08free" * video._MAX_TOP_LEVEL_BOXES + past_the_end)
+
+    assert _declares_more_than_present(short, "mp4") is True
+    assert _declares_more_than_present(long, "mp4") is False  # FFmpeg judges that one
 
 
 # -- XML with an encoding declaration expat cannot read (fuzz: sitemaps, feeds) --------------

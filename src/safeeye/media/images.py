@@ -335,7 +335,10 @@ def _frame_durations(fh: BinaryIO, fmt: str, limit: int) -> list[float]:
 
 
 # Each reader below moves strictly forward through the file and stops at the end of the data
-# (or of the RIFF chunk), so hostile length fields can neither loop nor rewind it.
+# (or of the RIFF chunk), so hostile length fields can neither loop nor rewind it. It also stops
+# after _MAX_BLOCKS blocks or chunks: a file of millions of empty chunks would otherwise cost
+# seconds per 50 MB (real animations have a few per frame); _fit covers the frames left unread.
+_MAX_BLOCKS = 100_000
 
 
 def _skip_sub_blocks(fh: BinaryIO) -> None:
@@ -355,7 +358,7 @@ def _gif_durations(fh: BinaryIO) -> Iterator[float]:
     if header[10] & 0x80:
         fh.seek(3 << ((header[10] & 7) + 1), 1)  # global colour table
     delay = 0.0
-    while True:
+    for _ in range(_MAX_BLOCKS):
         introducer = fh.read(1)
         if introducer == b"!":
             if fh.read(1) == b"\xf9":  # graphic control extension: the next frame's delay
@@ -382,7 +385,7 @@ def _apng_durations(fh: BinaryIO) -> Iterator[float]:
     fh.seek(8)
     animation_seen = False
     frames = 0
-    while True:
+    for _ in range(_MAX_BLOCKS):
         header = fh.read(8)
         if len(header) < 8:
             return
@@ -414,7 +417,9 @@ def _webp_durations(fh: BinaryIO) -> Iterator[float]:
         return
     end = 8 + int.from_bytes(riff[4:8], "little")  # data after the RIFF chunk is not WebP
     position = 12
-    while position + 8 <= end:
+    for _ in range(_MAX_BLOCKS):
+        if position + 8 > end:
+            return
         fh.seek(position)
         header = fh.read(8)
         if len(header) < 8:

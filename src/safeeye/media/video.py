@@ -49,6 +49,10 @@ SKIP_UNSAMPLED_NON_REFERENCE_FRAMES = True
 # Damaged packets stepped over before a video is declared corrupt at once.
 MAX_DAMAGED_PACKETS = 25
 
+# Top-level MP4 boxes walked to find a truncated file: a fragmented hour has a few thousand; a
+# hostile file of millions of empty boxes would cost seconds per 50 MB.
+_MAX_TOP_LEVEL_BOXES = 100_000
+
 
 @dataclass
 class FramePicker:
@@ -533,7 +537,9 @@ def _declares_more_than_present(path: Path, fmt: str) -> bool:
         with path.open("rb") as fh:
             if fmt in ("mp4", "mov"):
                 position = 0
-                while position + 8 <= size:
+                for _ in range(_MAX_TOP_LEVEL_BOXES):
+                    if position + 8 > size:
+                        return False
                     fh.seek(position)
                     box_size, _box_type = struct.unpack(">I4s", fh.read(8))
                     if box_size == 1:
@@ -543,7 +549,9 @@ def _declares_more_than_present(path: Path, fmt: str) -> bool:
                     if box_size < 8:
                         return False  # not a box walk we understand: let FFmpeg judge
                     position += box_size
-                return position > size
+                    if position > size:
+                        return True
+                return False  # more boxes than any real file has: let FFmpeg judge
             if fmt == "avi":
                 fh.seek(4)
                 return struct.unpack("<I", fh.read(4))[0] + 8 > size
