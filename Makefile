@@ -9,9 +9,9 @@ demo: setup
 
 test: setup
 	@scripts/services
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench fuzz
 	.venv/bin/python -m pytest -q
 
 lint: setup
-	.venv/bin/ruff check src tests bench
-	.venv/bin/ruff format --check src tests bench
+	.venv/bin/ruff check src tests bench fuzz
+	.venv/bin/ruff format --check src tests bench fuzz
