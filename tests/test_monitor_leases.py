@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -19,7 +20,7 @@ from conftest import make_app, make_settings
 from hostile_server import Handler, HostileHandler, HostileServer, send
 from safeeye.app import SafeEye
 from safeeye.db.models import AuditEvent, Source, Visit
-from safeeye.ingest.monitor import Monitor
+from safeeye.ingest.monitor import Monitor, VisitReport
 from safeeye.ingest.service import add_source
 from safeeye.pipeline.detectors import Detectors
 
@@ -94,29 +95,41 @@ def _visits(app: SafeEye) -> list[Visit]:
         return list(session.execute(select(Visit).order_by(Visit.id)).scalars())
 
 
+@contextmanager
+def stalled_visit(
+    monitor: Monitor, source_id: int, site: HostileServer
+) -> Iterator[list[VisitReport | None]]:
+    """``monitor`` visits the source in a thread and stalls on its first image until the block
+    ends; the visit's report is in the list yielded once the block has ended."""
+    gate = threading.Event()
+    site.route("/img/0.jpg", first_waits(gate, noise_jpeg(0)))
+    reports: list[VisitReport | None] = []
+    visiting = threading.Thread(target=lambda: reports.append(monitor.visit(source_id)))
+    visiting.start()
+    try:
+        wait_for(lambda: site.hits("/img/0.jpg") == 1)
+        yield reports
+    finally:
+        gate.set()
+        visiting.join(120)
+        monitor.close()
+
+
 def test_a_second_monitor_leaves_a_source_alone_while_another_visits_it(
     two_apps: tuple[SafeEye, SafeEye], site: HostileServer
 ) -> None:
     first_app, second_app = two_apps
-    gate = threading.Event()
-    site.route("/img/0.jpg", first_waits(gate, noise_jpeg(0)))
     source = add_source(first_app, "url", site.url("/"), interval_seconds=600)
     # A lease far shorter than the stall: only the heartbeat keeps the source.
     first = Monitor(first_app, lease=timedelta(seconds=1), heartbeat_seconds=0.2)
     second = Monitor(second_app)
-    reports = []
-    visiting = threading.Thread(target=lambda: reports.append(first.visit(source.id)))
-    visiting.start()
     try:
-        wait_for(lambda: site.hits("/img/0.jpg") == 1)
-        time.sleep(2.0)
-        assert second.recover() == 0
-        assert second.run_once() == []
-        assert [v.status for v in _visits(second_app)] == ["running"]
+        with stalled_visit(first, source.id, site) as reports:
+            time.sleep(2.0)
+            assert second.recover() == 0
+            assert second.run_once() == []
+            assert [v.status for v in _visits(second_app)] == ["running"]
     finally:
-        gate.set()
-        visiting.join(120)
-        first.close()
         second.close()
     (report,) = reports
     assert report is not None and report.status == "done" and report.media_new == IMAGES
@@ -133,24 +146,16 @@ def test_a_stalled_monitor_loses_its_source_and_records_nothing_over_the_new_vis
     two_apps: tuple[SafeEye, SafeEye], site: HostileServer
 ) -> None:
     first_app, second_app = two_apps
-    gate = threading.Event()
-    site.route("/img/0.jpg", first_waits(gate, noise_jpeg(0)))
     source = add_source(first_app, "url", site.url("/"), interval_seconds=600)
     # A monitor that stops renewing (a frozen machine): its lease runs out mid-visit.
     stalled = Monitor(first_app, lease=timedelta(seconds=0.5), heartbeat_seconds=3600)
     second = Monitor(second_app)
-    reports = []
-    visiting = threading.Thread(target=lambda: reports.append(stalled.visit(source.id)))
-    visiting.start()
     try:
-        wait_for(lambda: site.hits("/img/0.jpg") == 1)
-        time.sleep(0.8)
-        (taken_over,) = second.run_once()
-        assert taken_over.status == "done" and taken_over.media_new == IMAGES
+        with stalled_visit(stalled, source.id, site) as reports:
+            time.sleep(0.8)
+            (taken_over,) = second.run_once()
+            assert taken_over.status == "done" and taken_over.media_new == IMAGES
     finally:
-        gate.set()
-        visiting.join(120)
-        stalled.close()
         second.close()
     (lost,) = reports
     assert lost is not None and lost.status == "lost" and lost.media_new == 0
