@@ -13,7 +13,7 @@ from safeeye.audit import AuditLog, CheckpointStore
 from safeeye.config import Settings
 from safeeye.db.session import Database, migrate
 from safeeye.errors import ConfigError
-from safeeye.keyring import Keyring
+from safeeye.keyring import Keyring, finish_rotation
 from safeeye.storage import BlobStore
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ class SafeEye:
         settings.ensure_data_dir()
         self.db = Database(settings.database, migrate_schema=False)
         master = _master_key(settings, self.db)
+        if settings.master_key is None and self.db.has_schema():
+            master = finish_rotation(settings.master_key_path, self._opens) or master
         migrate(self.db.engine, master)
         make_private(settings)
         self.keys = _keyring(self.db, master)
@@ -37,6 +39,10 @@ class SafeEye:
             self.keys, CheckpointStore(settings.audit_checkpoint_path, settings.audit_witness)
         )
         self.actor = actor or settings.actor or f"cli:{_login()}"
+
+    def _opens(self, master: bytes) -> bool:
+        with self.db.session(read_only=True) as session:
+            return Keyring.opens(session, master)
 
     @cached_property
     def detectors(self) -> Detectors:

@@ -434,7 +434,7 @@ def _syslog(witness: str, message: str) -> None:
         host, _, port = witness.removeprefix("syslog://").rpartition(":")
         handler = SysLogHandler(address=(host.strip("[]"), int(port or 514)))
     try:
-        record = logging.LogRecord("safeeye.audit", logging.NOTICE, "", 0, message, None, None)
+        record = logging.LogRecord("safeeye.audit", logging.INFO, "", 0, message, None, None)
         handler.emit(record)
     finally:
         handler.close()

@@ -25,6 +25,8 @@ source_app = typer.Typer(no_args_is_help=True, help="Sources: the places safeeye
 app.add_typer(case_app, name="case")
 app.add_typer(audit_app, name="audit")
 app.add_typer(source_app, name="source")
+key_app = typer.Typer(no_args_is_help=True, help="The master key that wraps every other key.")
+app.add_typer(key_app, name="key")
 
 console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -255,11 +257,24 @@ def scan(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Check the whole chain; exit 1 naming the first edited, removed or reordered event."""
+def audit_verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also check against this exported checkpoint (repeatable)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the whole chain and the signed checkpoints; exit 1 naming what is wrong (an edited,
+    removed or reordered event, an emptied log, a database rolled back behind a checkpoint)."""
+    from safeeye.audit import read_checkpoint
+
     safe = _app()
-    with safe.db.session() as session:
-        report = safe.audit.verify(session)
+    try:
+        extra = [read_checkpoint(path) for path in checkpoint or []]
+    except ValueError as exc:
+        _fail(SafeEyeError(str(exc), code="invalid"), as_json)
+    with safe.db.session(read_only=True) as session:
+        report = safe.audit.verify(session, extra)
     if as_json:
         _emit(asdict(report))
     elif report.ok:
@@ -268,6 +283,56 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         _say(("BROKEN", "red"), f" first broken event: {report.first_broken}: {report.message}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the checkpoint to this file, for an auditor.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign a checkpoint of the log as it is now (kept outside the database and sent to the
+    witness); an auditor who keeps it can later show the log was not rolled back."""
+    safe = _app()
+    with safe.db.session() as session:
+        made = safe.audit.checkpoint(session)
+        safe.audit.append(session, safe.actor, "audit.checkpoint", "audit", made.seq)
+    data = made.to_json()
+    if output is not None:
+        output.write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        _emit(data)
+    else:
+        _say(f"checkpoint of event {made.seq} ({made.count} events) signed at {made.at}")
+        _say(f"audit public key: {made.public_key}")
+        if output is not None:
+            _say("written to ", visible(str(output)))
+
+
+@key_app.command("rotate")
+def key_rotate(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the new key when SAFEEYE_MASTER_KEY holds the old one."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-wrap every key under a new master key and destroy the old key file; backups made
+    before stay sealed under the old key, so once it is gone they cannot be opened."""
+    from safeeye.keyring import rotate_master_key
+
+    try:
+        report = rotate_master_key(_app(), output)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(asdict(report))
+    else:
+        _say(
+            f"master key rotated: {report.service_keys} service keys and {report.case_keys} "
+            f"case keys re-wrapped; new key {report.key_location}"
+        )
 
 
 def _visit_now(source_id: int) -> Any:

@@ -9,17 +9,24 @@ destroyed, no backup made before the rotation can be opened with the new one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from safeeye.config import read_key_file, write_key_file
 from safeeye.crypto import derive_key, keyed_digest, new_data_key, unwrap_key, wrap_key
-from safeeye.db.models import AuditEvent, Case, Media, ServiceKey, Source
+from safeeye.db.models import AuditEvent, Case, Media, Page, ServiceKey, Source
 from safeeye.db.types import utcnow
 from safeeye.errors import ConfigError, ConflictError, IntegrityError
+
+if TYPE_CHECKING:
+    from safeeye.app import SafeEye
 
 #: The service keys and what each protects.
 SERVICE_KEYS: Mapping[str, str] = {
@@ -41,10 +48,11 @@ def case_label(case_id: int) -> str:
 
 @dataclass(frozen=True)
 class RotationReport:
-    """What ``rotate`` re-wrapped."""
+    """What ``rotate`` re-wrapped, and where the new master key is."""
 
     service_keys: int
     case_keys: int
+    key_location: str = ""
 
 
 class Keyring:
@@ -87,6 +95,18 @@ class Keyring:
                 service[name] = key
             session.flush()
         return cls(master_key, service)
+
+    @staticmethod
+    def opens(session: Session, master_key: bytes) -> bool:
+        """Whether ``master_key`` unwraps this database's keys (True when it has none yet)."""
+        row = session.execute(select(ServiceKey).limit(1)).scalar_one_or_none()
+        if row is None:
+            return True
+        try:
+            unwrap_key(master_key, row.wrapped, _label(row.name))
+        except IntegrityError:
+            return False
+        return True
 
     # -- service keys ------------------------------------------------------------------------
 
@@ -154,7 +174,83 @@ class Keyring:
 
 
 def _holds_data(session: Session) -> bool:
-    for model in (Case, Media, Source, AuditEvent):
+    for model in (Case, Media, Page, Source, AuditEvent):
         if session.execute(select(func.count()).select_from(model)).scalar_one():
             return True
     return False
+
+
+def pending_key_path(key_file: Path) -> Path:
+    """Where a rotation keeps the new key until the old one is destroyed."""
+    return key_file.with_name(key_file.name + ".new")
+
+
+def rotate_master_key(app: SafeEye, output: Path | None = None) -> RotationReport:
+    """Re-wrap every key under a new master key, then destroy the old key file.
+
+    The new key is written beside the old one first, so a crash at any point leaves a key
+    that opens the database (``app`` start-up finishes an interrupted rotation). A key given in
+    ``SAFEEYE_MASTER_KEY`` cannot be destroyed from here: the new one goes to ``output`` and
+    the operator replaces the variable.
+    """
+    settings = app.settings
+    from_env = settings.master_key is not None
+    if from_env and output is None:
+        raise ConfigError(
+            "the master key comes from SAFEEYE_MASTER_KEY: name a file for the new key "
+            "(--output), then put that key in SAFEEYE_MASTER_KEY",
+            code="invalid",
+        )
+    target = output if from_env and output is not None else settings.master_key_path
+    pending = pending_key_path(target)
+    new = new_data_key()
+    if not write_key_file(pending, new):
+        raise ConflictError(f"{pending.name} exists: an earlier rotation did not finish")
+    try:
+        with app.db.session() as session:
+            keyring, report = app.keys.rotate(session, new)
+            app.audit.append(
+                session,
+                app.actor,
+                "key.rotated",
+                "keyring",
+                keyring.fingerprint,
+                {"service_keys": report.service_keys, "case_keys": report.case_keys},
+            )
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    if from_env:
+        os.replace(pending, target)
+    else:
+        replace_key_file(target, pending)
+    app.keys = keyring
+    return replace(report, key_location=str(target.name if not from_env else target))
+
+
+def replace_key_file(key_file: Path, pending: Path) -> None:
+    """Overwrite the old key in place with the new one (its bytes do not stay behind in a
+    freed file), then drop the pending copy."""
+    new = read_key_file(pending)
+    with open(key_file, "r+b") as fh:
+        text = pending.read_bytes()
+        fh.write(text)
+        fh.truncate(len(text))
+        fh.flush()
+        os.fsync(fh.fileno())
+    assert read_key_file(key_file) == new
+    pending.unlink()
+
+
+def finish_rotation(key_file: Path, opens: Callable[[bytes], bool]) -> bytes | None:
+    """After a crash during a rotation: the pending new key, made the key file, if it is the
+    one that opens the database (``opens``); None when there is nothing to finish."""
+    pending = pending_key_path(key_file)
+    if not pending.exists():
+        return None
+    new = read_key_file(pending)
+    if not opens(new):
+        pending.unlink()  # the rotation never committed: the old key is still the key
+        return None
+    replace_key_file(key_file, pending)
+    return new

@@ -60,28 +60,42 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine, master_key: bytes | None = None) -> None:
     """Bring the schema to the newest migration (idempotent). Migrations that re-encrypt
-    existing rows need ``master_key``.
+    existing rows need ``master_key``."""
+    with _migrating(engine, master_key) as config:
+        command.upgrade(config, "head")
 
-    On SQLite, foreign keys are off while migrating: a batch migration rebuilds a table by
-    copying and dropping it, and dropping a parent table with foreign keys on would cascade.
+
+def downgrade(engine: Engine, revision: str, master_key: bytes | None = None) -> None:
+    """Take the schema back to ``revision`` ("base": nothing)."""
+    with _migrating(engine, master_key) as config:
+        command.downgrade(config, revision)
+
+
+@contextmanager
+def _migrating(engine: Engine, master_key: bytes | None) -> Iterator[Config]:
+    """An Alembic config on one connection in one transaction.
+
+    On SQLite, foreign keys are off meanwhile: a batch migration rebuilds a table by copying
+    and dropping it, and dropping a parent table with foreign keys on would cascade.
     """
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
+        raw = connection.connection.driver_connection
         if sqlite:
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            raw.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             with connection.begin():
                 config = alembic_config(engine)
                 config.attributes["connection"] = connection
                 config.attributes["master_key"] = master_key
-                command.upgrade(config, "head")
+                yield config
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise RuntimeError(f"migration left {len(broken)} dangling references")
         finally:
             if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 class Database:
