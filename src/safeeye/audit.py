@@ -152,7 +152,10 @@ class CheckpointStore:
                 current = None
             if current is not None and current.seq >= checkpoint.seq:
                 return
-            _write_atomically(self.path, json.dumps(checkpoint.to_json(), indent=2) + "\n")
+            # fsync only for the checkpoints that matter most (a purge, a rotation, an export):
+            # after a crash an older checkpoint is only weaker, never a false alarm.
+            text = json.dumps(checkpoint.to_json(), indent=2) + "\n"
+            _write_atomically(self.path, text, durable=witness_now)
         now = time.monotonic()
         if self.witness and (witness_now or now - self._last_witnessed >= WITNESS_INTERVAL_SECONDS):
             self._last_witnessed = now
@@ -465,13 +468,14 @@ def _data_rows(session: Session) -> str:
     return ", ".join(parts)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str, *, durable: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
