@@ -3,7 +3,8 @@
 A visit takes its source with a conditional UPDATE that succeeds only while no unexpired lease
 is held, renews the lease from a background heartbeat while it works, and makes every write of
 its results conditional on still holding it. Conditional updates serialise on the row (SQLite's
-write lock, PostgreSQL's row lock), so this holds on both databases, across processes and hosts.
+write lock, PostgreSQL's row lock), so this holds on both databases and across processes
+(and, on PostgreSQL, hosts: their clocks should agree to well within a lease).
 """
 
 from __future__ import annotations
