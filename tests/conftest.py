@@ -66,8 +66,10 @@ def detectors(tmp_path_factory: pytest.TempPathFactory) -> Detectors:
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
-    """Settings for a test; scans run inline on the session's shared models unless a test
-    asks for worker processes."""
+    """Settings for a test; scans run inline on the session's shared models (no time or memory
+    budget) unless a test asks for ``analysis_isolation="process"`` (then one worker process
+    unless it asks for more ``scan_workers``)."""
+    extra.setdefault("analysis_isolation", "inline")
     extra.setdefault("scan_workers", 1)
     return Settings(data_dir=data_dir, database_url=database_url, actor="test", **extra)
 

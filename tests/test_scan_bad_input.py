@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
-from conftest import FACES, VIDEO
+import synthetic_media
+from conftest import FACES, VIDEO, make_app, make_settings
 from safeeye.app import SafeEye
+from safeeye.config import MediaLimits, SamplingPlan
+from safeeye.db.models import Media
+from safeeye.pipeline.analyze import analyze_file
+from safeeye.pipeline.detectors import Detectors
 from test_face_matching import run
 
 
@@ -100,3 +106,93 @@ def test_failed_scans_are_recorded_on_the_sighting(
     with app.db.session() as session:
         errors = sorted(s.error.split(":")[0] for s in session.execute(select(Sighting)).scalars())
     assert errors == ["corrupt", "empty"]
+
+
+def test_one_scan_in_worker_processes_survives_hostile_costly_and_crashing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bad file costs only itself: its own error, while the others get their results and
+    the scan exits 0 (``safeeye scan`` fails only when it cannot run at all)."""
+    settings = make_settings(
+        tmp_path / "data",
+        analysis_isolation="process",
+        analysis_max_memory_mb=120,  # a normal photo needs a few tens of MB
+        analysis_timeout=4.0,  # a normal photo takes well under a second
+        analysis_seconds_per_video_second=0.0,
+    )
+    app = make_app(settings)
+    files = {
+        "photo": FACES / "obama.jpg",
+        "webp": synthetic_media.webp_with_empty_frame_chunks(tmp_path / "anim.webp"),
+        "gif": synthetic_media.gif_cut_in_graphic_control_extension(tmp_path / "cut.gif"),
+        "memory": synthetic_media.flat_png(tmp_path / "flat.png"),  # 256 MB once decoded
+        "time": synthetic_media.video(tmp_path / "long.mp4", seconds=600),  # 600 frames
+        "photo2": FACES / "biden.jpg",
+    }
+    try:
+        results = run(app, monkeypatch, "scan", *map(str, files.values()))
+        by_name = dict(zip(files, results, strict=True))
+        for name in ("photo", "photo2"):
+            assert by_name[name]["error"] is None and by_name[name]["faces"] == 1, by_name[name]
+        # Before the frame-duration readers were fixed the WebP looped forever (a timeout
+        # now) and the GIF raised (an internal error now); since, both are refused as damaged.
+        for name in ("webp", "gif"):
+            assert by_name[name]["error"], name
+        assert by_name["memory"]["error"].startswith("too_much_memory: "), by_name["memory"]
+        assert by_name["time"]["error"].startswith("timeout: "), by_name["time"]
+        assert all(r["sha256"] for r in results)
+
+        with app.db.session() as session:
+            media = {m.sha256: m for m in session.execute(select(Media)).scalars()}
+        for name, result in by_name.items():
+            stored = media[result["sha256"]]
+            failed = result["error"] is not None
+            assert (stored.status == "failed") is failed, name
+            assert (stored.blob_address is None) is failed, name  # failed files are not kept
+    finally:
+        app.close()
+
+
+def test_an_exception_while_recording_one_file_is_its_error_and_its_database_work_is_undone(
+    app: SafeEye, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from safeeye.pipeline import scan
+
+    secret = FACES / "biden.jpg"
+    real_store_sighting = scan.store_sighting
+
+    def failing_store_sighting(session, media, analysis, facts):  # type: ignore[no-untyped-def]
+        if facts.location == str(secret):
+            raise RuntimeError(f"database trouble with {facts.location}")
+        return real_store_sighting(session, media, analysis, facts)
+
+    monkeypatch.setattr(scan, "store_sighting", failing_store_sighting)
+    inputs = [FACES / "obama.jpg", secret, FACES / "two_people.jpg"]
+    results = run(app, monkeypatch, "scan", *map(str, inputs))
+
+    assert [r["error"] for r in (results[0], results[2])] == [None, None]
+    assert [r["faces"] for r in (results[0], results[2])] == [1, 2]
+    assert results[1]["error"].startswith("internal: ") and "RuntimeError" in results[1]["error"]
+    assert str(secret) not in results[1]["error"]
+    with app.db.session() as session:
+        stored = {m.sha256 for m in session.execute(select(Media)).scalars()}
+    assert results[1]["sha256"] not in stored  # its media row was rolled back with the rest
+    assert {results[0]["sha256"], results[2]["sha256"]} <= stored
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "RuntimeError" in logged and str(secret) not in logged and "trouble" not in logged
+
+
+def test_an_unexpected_exception_of_a_model_is_the_files_error(
+    detectors: Detectors, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenModel:
+        def predict(self, image: object) -> object:
+            raise ValueError("shape mismatch in /secret/victim.jpg")
+
+    broken = Detectors(faces=detectors.faces, nudity=BrokenModel())  # type: ignore[arg-type]
+    analysis = analyze_file(FACES / "obama.jpg", broken, MediaLimits(), SamplingPlan())
+    assert analysis.error is not None and analysis.error.code == "internal"
+    assert "ValueError" in str(analysis.error) and "secret" not in str(analysis.error)
+    assert analysis.info is not None and analysis.hashes.size > 0
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "ValueError" in logged and "analyze.py" in logged and "secret" not in logged

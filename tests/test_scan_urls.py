@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,13 +25,22 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def fixture_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(FIXTURES)))
+@contextmanager
+def _serving(directory: Path) -> Iterator[str]:
+    """A local web server over ``directory``; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def fixture_server() -> Iterator[str]:
+    with _serving(FIXTURES) as url:
+        yield url
 
 
 def test_private_addresses_are_refused_unless_allow_listed(
@@ -56,3 +68,20 @@ def test_private_addresses_are_refused_unless_allow_listed(
 def test_malformed_urls_get_a_clear_error(app: SafeEye) -> None:
     results = Scanner(app).scan_inputs(["http://", "https://exa mple.com/x.jpg"])
     assert all(r.error and r.error.split(":")[0] in {"bad_url", "dns"} for r in results), results
+
+
+def test_an_explicit_url_is_scanned_although_robots_txt_disallows_everything(
+    tmp_path: Path, detectors: Detectors
+) -> None:
+    """robots.txt speaks to crawlers; a person asking to scan one URL is not one."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    shutil.copy(FIXTURES / "faces" / "biden.jpg", site / "photo.jpg")
+    app = make_app(make_settings(tmp_path / "data", fetch_allowlist=("127.0.0.1",)), detectors)
+    try:
+        with _serving(site) as base:
+            (result,) = Scanner(app).scan_inputs([f"{base}/photo.jpg"])
+        assert result.error is None and result.faces == 1, result.error
+    finally:
+        app.close()

@@ -1,4 +1,5 @@
-"""Scanning in worker processes: results in input order, long videos split, crashes contained."""
+"""Analysis in supervised worker processes: results in input order, long videos split, and a
+worker killed mid-analysis costs only the file (or the video segment) it was analysing."""
 
 from __future__ import annotations
 
@@ -8,41 +9,68 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import FACES, VIDEO, make_settings
-from safeeye.pipeline.pool import PoolAnalyzer, video_segments
+import synthetic_media
+from conftest import FACES, make_settings
+from safeeye.pipeline.pool import ProcessAnalyzer, split_video
 
 
-def test_long_videos_are_split_between_workers_and_short_ones_are_not(tmp_path: Path) -> None:
-    assert video_segments(VIDEO, workers=2) is None  # 10 s: not worth splitting
-    assert video_segments(FACES / "obama.jpg", workers=2) is None
+def test_long_videos_are_split_between_workers_and_short_ones_are_not() -> None:
+    assert split_video(10.0, workers=2) is None  # not worth splitting
+    assert split_video(None, workers=2) is None  # a still, or no declared duration
+    assert split_video(60.0, workers=1) is None
+    assert split_video(20.0, workers=2) == [(0.0, 10.0), (10.0, None)]
+    assert split_video(100.0, workers=4) == [(0.0, 25.0), (25.0, 50.0), (50.0, 75.0), (75.0, None)]
 
 
-def test_pool_results_match_inputs_and_a_killed_worker_costs_only_its_inputs(
+def _kill_when_busy(
+    analyzer: ProcessAnalyzer, path: Path, segment: int, killed: list[int]
+) -> threading.Thread:
+    """SIGKILL the worker that analyses ``segment`` of ``path`` as soon as one does."""
+
+    def kill() -> None:
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
+            for pid, (file, index) in analyzer._supervisor.busy_pids().items():
+                if file.path == path and index == segment:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_analysis_costs_only_its_file_and_keeps_the_other_segments(
     tmp_path: Path,
 ) -> None:
-    settings = make_settings(tmp_path / "data", scan_workers=2)
-    pool = PoolAnalyzer(settings, workers=2)
+    settings = make_settings(tmp_path / "data", analysis_isolation="process")
+    video = synthetic_media.video(tmp_path / "long.mp4", seconds=20)  # two 10-s segments
+    analyzer = ProcessAnalyzer(settings, workers=2)
     try:
-        pool.warm_up()
-        inputs = [VIDEO, FACES / "obama.jpg", FACES / "biden.jpg"]
-        first = list(pool.analyze_all(inputs))
-        assert [a.error for a in first] == [None, None, None]
-        assert [a.info.media_type for a in first if a.info] == ["video", "image", "image"]
-
-        # Kill every worker while the video is being analysed.
-        pids = pool.worker_pids
-        killer = threading.Timer(0.3, lambda: [os.kill(pid, signal.SIGKILL) for pid in pids])
-        killer.start()
-        started = time.monotonic()
-        second = list(pool.analyze_all([VIDEO, FACES / "biden2.jpg"]))
+        inputs = [FACES / "obama.jpg", video, FACES / "biden.jpg"]
+        killed: list[int] = []
+        killer = _kill_when_busy(analyzer, video, 1, killed)
+        results = list(analyzer.analyze_all(inputs))
         killer.join()
-        assert time.monotonic() - started < 120
-        assert second[0].error is not None and second[0].error.code == "crashed"
-        assert second[0].hashes.sha256 == first[0].hashes.sha256
+        assert len(killed) == 1
 
-        # The pool recovers: the next scan runs on fresh workers.
-        third = list(pool.analyze_all([FACES / "two_people.jpg"]))
-        assert third[0].error is None and third[0].face_count == 2
-        assert set(pool.worker_pids).isdisjoint(pids)
+        photo, broken, photo2 = results
+        assert photo.error is None and photo.face_count == 1
+        assert photo2.error is None and photo2.face_count == 1
+        assert broken.error is not None and broken.error.code == "crashed"
+        assert "signal 9" in str(broken.error)
+        # The first segment's frames are kept; the killed second segment's are missing.
+        assert broken.info is not None and broken.info.media_type == "video"
+        times = [frame.time for frame in broken.frames]
+        assert times and max(times) < 10.0, times
+        assert broken.hashes.sha256 and broken.vpdq
+
+        # The killed worker was replaced; the next call runs on the live ones.
+        (again,) = analyzer.analyze_all([FACES / "two_people.jpg"])
+        assert again.error is None and again.face_count == 2
+        assert analyzer.worker_pids and killed[0] not in analyzer.worker_pids
     finally:
-        pool.close()
+        analyzer.close()
+    assert analyzer.worker_pids == []

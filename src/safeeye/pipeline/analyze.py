@@ -3,9 +3,11 @@ besides reading the file), so it runs the same in the web process, the CLI or a 
 
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from safeeye.signals.hashes import ContentHashes, hash_file
 from safeeye.signals.nudity import NudityResult
 from safeeye.signals.pdq import PdqHash
 from safeeye.signals.vpdq import VpdqFeature, vpdq_from_frames
+
+log = logging.getLogger(__name__)
 
 STAGES = ("decode", "hashes", "faces", "sexual_content")
 #: The longest side of the copy of a still kept for verifying local-feature matches.
@@ -98,14 +102,16 @@ def analyze_file(
     segment: tuple[float, float | None] | None = None,
     decode_threads: int = 0,
     local_features: bool = True,
+    on_info: Callable[[MediaInfo], None] | None = None,
 ) -> MediaAnalysis:
     """Decode ``path`` and compute every signal of every selected frame.
 
     ``segment`` restricts a video to the frames in [start, end) seconds, so several workers
     can share one video (join the parts with ``merge_parts``). ``local_features`` (ORB, for
     crop-tolerant matching of stills) is only worth computing when known images are indexed.
-    Never raises for bad media:
-    a ``MediaError`` is recorded on the result instead.
+    ``on_info`` hears what the media is (its duration, say) as soon as it is opened.
+    Never raises for bad media: a ``MediaError`` is recorded on the result instead, also for
+    an unexpected exception of a decoder or model (code ``internal``).
     """
     timings: dict[str, float] = defaultdict(float)
     if hashes is None:
@@ -117,6 +123,8 @@ def analyze_file(
             media = open_media(path, limits, sampling, threads=decode_threads)
         with media:
             analysis.info = media.info
+            if on_info is not None:
+                on_info(media.info)
             if segment is not None and isinstance(media, VideoMedia):
                 frames = media.frames_between(*segment)
             else:
@@ -129,9 +137,28 @@ def analyze_file(
                 analysis.frames.append(analyze_frame(frame, detectors, timings, local_features))
     except MediaError as exc:
         analysis.error = exc
+    except Exception as exc:  # a decoder's or model's bug costs this file, not the scan
+        analysis.error = unexpected_error(exc, "analysis")
     if segment is None:
         finish(analysis)
     return analysis
+
+
+def unexpected_error(exc: BaseException, what: str) -> MediaError:
+    """The ``MediaError`` for an exception nobody expected while handling one file, logged by
+    type and code location only (its message may quote the file or its path)."""
+    if isinstance(exc, MemoryError):
+        return MediaError(f"the {what} ran out of memory on this file", code="too_much_memory")
+    where = " < ".join(
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)[-4:])
+    )
+    log.error("%s failed unexpectedly: %s at %s", what, type(exc).__name__, where)
+    return MediaError(
+        f"the {what} failed unexpectedly ({type(exc).__name__}); the file was skipped, "
+        "the rest goes on (the service log says where)",
+        code="internal",
+    )
 
 
 def merge_parts(parts: list[MediaAnalysis]) -> MediaAnalysis:

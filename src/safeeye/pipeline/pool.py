@@ -1,68 +1,44 @@
-"""Where analysis runs: inline in this process, or in a pool of worker processes (one per core)
-that each load the models once. A worker that crashes or hangs costs one input, not the scan."""
+"""Where analysis runs: in supervised worker processes (the default; each file under a time and
+memory budget, see ``isolation``) or inline in this process (tests and debugging: no budget).
+Both analyse a list of files and yield one ``MediaAnalysis`` per file, in input order."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, Protocol
 
 from safeeye.config import Settings
 from safeeye.errors import MediaError
-from safeeye.media.video import probe_duration
+from safeeye.media.sniff import SNIFF_BYTES, sniff
 from safeeye.pipeline.analyze import MediaAnalysis, analyze_file, merge_parts
 from safeeye.pipeline.detectors import Detectors
+from safeeye.pipeline.isolation import Outcome, Supervisor, Task
 from safeeye.signals.hashes import ContentHashes, hash_file
 
 # A video shorter than twice this is not worth splitting between workers.
 MIN_SEGMENT_SECONDS = 8.0
 
-_worker_detectors: Detectors | None = None
-_worker_settings: Settings | None = None
+Segment = tuple[float, float | None]
 
 
-def _init_worker(settings: Settings) -> None:
-    global _worker_detectors, _worker_settings
-    import cv2
-
-    # One thread per worker: the pool already keeps every core busy, and OpenCV's own thread
-    # pool (ORB, resizing) would otherwise fight the other workers for the cores.
-    cv2.setNumThreads(1)
-    _worker_settings = settings
-    _worker_detectors = Detectors.from_settings(settings, threads=1)
-    _worker_detectors.load()
+class Analyzer(Protocol):
+    def analyze_all(
+        self,
+        paths: list[Path],
+        hashes: list[ContentHashes] | None = None,
+        *,
+        local_features: bool = True,
+    ) -> Iterator[MediaAnalysis]: ...
 
 
-def _analyze_in_worker(
-    path: str,
-    hashes: ContentHashes | None,
-    segment: tuple[float, float | None] | None,
-    local_features: bool,
-) -> MediaAnalysis:
-    assert _worker_detectors is not None and _worker_settings is not None
-    settings = _worker_settings
-    return analyze_file(
-        Path(path),
-        _worker_detectors,
-        settings.media_limits,
-        settings.sampling,
-        hashes=hashes,
-        segment=segment,
-        decode_threads=1,  # the other workers keep the other cores busy
-        local_features=local_features,
-    )
-
-
-def video_segments(path: Path, workers: int) -> list[tuple[float, float | None]] | None:
-    """How to split a long video between ``workers`` processes, or None to analyse it whole."""
-    if workers < 2:
-        return None
-    duration = probe_duration(path)
-    if duration is None or duration < 2 * MIN_SEGMENT_SECONDS:
+def split_video(duration: float | None, workers: int) -> list[Segment] | None:
+    """How to split a video of ``duration`` seconds between ``workers`` processes, or None to
+    analyse it whole."""
+    if workers < 2 or duration is None or duration < 2 * MIN_SEGMENT_SECONDS:
         return None
     parts = min(workers, int(duration // MIN_SEGMENT_SECONDS))
     bounds = [duration * i / parts for i in range(parts)]
@@ -74,7 +50,8 @@ def worker_count(settings: Settings) -> int:
 
 
 class InlineAnalyzer:
-    """Analyses in the calling process with the given (usually shared) detectors."""
+    """Analyses in the calling process with the given (usually shared) detectors: no time or
+    memory budget, so only for tests and debugging (``SAFEEYE_ANALYSIS_ISOLATION=inline``)."""
 
     def __init__(self, settings: Settings, detectors: Detectors) -> None:
         self.settings = settings
@@ -99,31 +76,36 @@ class InlineAnalyzer:
             )
 
 
-class PoolAnalyzer:
-    """Analyses many files at once in worker processes that stay up between calls (each loads
-    the models once); results come back in input order."""
+class ProcessAnalyzer:
+    """Analyses each file in supervised worker processes that stay up between calls (each
+    loads the models once). A file that breaks its time or memory budget, or kills its worker,
+    gets an error; every other file gets its result. Long videos are split into segments
+    analysed in parallel; a failed segment leaves the file the error and the other frames."""
 
     def __init__(self, settings: Settings, workers: int | None = None) -> None:
         self.settings = settings
         self.workers = workers or worker_count(settings)
-        self._pool: ProcessPoolExecutor | None = None
+        self._supervisor = Supervisor(settings, self.workers)
 
     def warm_up(self) -> None:
         """Start every worker and load its models now rather than on the first file."""
-        pool = self._executor()
-        list(pool.map(_ready, range(self.workers)))
+        self._supervisor.warm_up()
 
     @property
     def worker_pids(self) -> list[int]:
         """The process ids of the running workers (for monitoring)."""
-        if self._pool is None:
-            return []
-        return [p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid]
+        return self._supervisor.worker_pids
+
+    def busy_paths(self) -> dict[int, Path]:
+        """Which file each busy worker is analysing, by process id."""
+        return {pid: tag[0].path for pid, tag in self._supervisor.busy_pids().items()}
+
+    def prestart(self, files: int) -> None:
+        """Start the workers ``files`` files will need, without waiting for their models."""
+        self._supervisor.prestart(files)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._supervisor.close()
 
     def analyze_all(
         self,
@@ -132,81 +114,89 @@ class PoolAnalyzer:
         *,
         local_features: bool = True,
     ) -> Iterator[MediaAnalysis]:
-        """Analyses in input order; long videos are split into segments analysed in parallel."""
-        jobs = [
-            _Job(
-                path,
-                hashes[i] if hashes else None,
-                video_segments(path, self.workers),
-                local_features,
-            )
-            for i, path in enumerate(paths)
+        """Analyses in input order, each file as soon as it and those before it are done."""
+        files = [
+            _File(p, hashes[i] if hashes else None, local_features) for i, p in enumerate(paths)
         ]
-        for job in jobs:
-            self._submit(job)
-        timeout = self.settings.media_limits.decode_timeout_seconds
-        for i, job in enumerate(jobs):
-            try:
-                parts = [future.result(timeout=timeout) for future in job.futures]
-                yield parts[0] if len(parts) == 1 else merge_parts(parts)
-            except TimeoutError:
-                yield _failed(job, "timeout", "analysis took too long and was stopped")
-                self._restart(jobs[i + 1 :])
-            except BrokenProcessPool:
-                yield _failed(job, "crashed", "the decoder crashed on this file")
-                self._restart(jobs[i + 1 :])
+        try:
+            for file in files:
+                if self.workers > 1 and _looks_like_video(file.path):
+                    # The headers are read in a worker too: hostile bytes never reach this process.
+                    timeout = self.settings.analysis_timeout
+                    self._supervisor.submit(
+                        Task("probe", (str(file.path),), timeout, tag=(file, -1))
+                    )
+                else:
+                    self._submit(file, [None])
+            for file in files:
+                while not file.complete:
+                    self._take(self._supervisor.next_done())
+                yield file.result()
+        finally:
+            if not all(file.complete for file in files):
+                self._supervisor.close()  # abandoned midway: stale tasks must not linger
 
-    def _submit(self, job: _Job) -> None:
-        pool = self._executor()
-        segments = job.segments or [None]
-        job.futures = [
-            pool.submit(_analyze_in_worker, str(job.path), job.hashes, segment, job.local_features)
-            for segment in segments
-        ]
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # Workers start from a fresh interpreter: forking a parent that already runs model
-            # threads (onnxruntime, a web server) can deadlock the child.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.settings,),
+    def _submit(self, file: _File, segments: list[Segment | None]) -> None:
+        settings = self.settings
+        file.parts = [None] * len(segments)
+        for index, segment in enumerate(segments):
+            allowance = partial(
+                _allowance,
+                settings.analysis_seconds_per_video_second,
+                settings.max_video_seconds,
+                segment,
             )
-        return self._pool
+            args = (str(file.path), file.hashes, segment, file.local_features)
+            task = Task("analyze", args, settings.analysis_timeout, allowance, (file, index))
+            self._supervisor.submit(task)
 
-    def _restart(self, pending: list[_Job]) -> None:
-        """Kill the broken pool and resubmit the unfinished jobs to a fresh one."""
-        if self._pool is not None:
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.kill()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        for job in pending:
-            if any(_needs_retry(f) for f in job.futures):
-                self._submit(job)
+    def _take(self, outcome: Outcome) -> None:
+        file, index = outcome.task.tag
+        if outcome.task.call == "probe":
+            if outcome.error is not None:
+                file.parts = [file.failed(outcome.error)]
+            else:
+                self._submit(file, split_video(outcome.value, self.workers) or [None])
+            return
+        file.parts[index] = outcome.value if outcome.error is None else file.failed(outcome.error)
 
 
-@dataclass
-class _Job:
+@dataclass(eq=False)
+class _File:
     path: Path
     hashes: ContentHashes | None
-    segments: list[tuple[float, float | None]] | None
-    local_features: bool = True
-    futures: list[Future[MediaAnalysis]] = field(default_factory=list)
+    local_features: bool
+    parts: list[MediaAnalysis | None] = field(default_factory=lambda: [None])
+
+    @property
+    def complete(self) -> bool:
+        return all(part is not None for part in self.parts)
+
+    def result(self) -> MediaAnalysis:
+        parts = [part for part in self.parts if part is not None]
+        return parts[0] if len(parts) == 1 else merge_parts(parts)
+
+    def failed(self, error: MediaError) -> MediaAnalysis:
+        """The analysis of a part that failed: its error, no frames."""
+        if self.hashes is None:
+            self.hashes = hash_file(self.path)
+        return MediaAnalysis(hashes=self.hashes, error=error)
 
 
-def _ready(_: int) -> bool:
-    return _worker_detectors is not None
+def _allowance(per_second: float, max_seconds: float, segment: Segment | None, info: Any) -> float:
+    """Extra seconds for media that lasts (a video, an animation), once its duration is known:
+    ``per_second`` for each second of it (of the segment) that is analysed."""
+    media_type, duration = info
+    if duration is None:
+        return per_second * max_seconds if media_type == "video" else 0.0
+    start, end = segment or (0.0, None)
+    end = min(duration, end) if end is not None else duration
+    return per_second * min(max(0.0, end - start), max_seconds)
 
 
-def _needs_retry(future: Future[MediaAnalysis]) -> bool:
-    if not future.done() or future.cancelled():
-        return True
-    return future.exception() is not None
-
-
-def _failed(job: _Job, code: str, message: str) -> MediaAnalysis:
-    hashes = job.hashes or hash_file(job.path)
-    return MediaAnalysis(hashes=hashes, error=MediaError(message, code=code))
+def _looks_like_video(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return sniff(fh.read(SNIFF_BYTES)).kind == "video"
+    except OSError:
+        return False

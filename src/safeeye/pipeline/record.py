@@ -73,17 +73,18 @@ def store_media(
             media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one()
     if media.status == "scanned":
         return media
-    too_large = analysis.error is not None and analysis.error.code == "too_large"
-    if path is not None and not too_large and media.blob_address is None:
-        media.blob_address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
     info = analysis.info
     if info is not None:
         media.media_type, media.format = info.media_type, info.format
         media.width, media.height, media.duration = info.width, info.height, info.duration
     media.scanned_at = utcnow()
     if analysis.error is not None and not analysis.frames:
+        # Least data kept: content that could not be scanned (unsupported, broken, hostile)
+        # leaves only its hashes and the failure, never its bytes.
         media.status, media.error = "failed", analysis.error.as_text()
         return media
+    if path is not None and media.blob_address is None:
+        media.blob_address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
     media.status = "scanned"
     media.error = analysis.error.as_text() if analysis.error else None
     media.face_count = analysis.face_count

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from safeeye.app import SafeEye
 from safeeye.errors import MediaError, SafeEyeError
-from safeeye.pipeline.analyze import MediaAnalysis
-from safeeye.pipeline.pool import InlineAnalyzer, PoolAnalyzer, video_segments, worker_count
+from safeeye.pipeline.analyze import MediaAnalysis, unexpected_error
+from safeeye.pipeline.pool import Analyzer, InlineAnalyzer, ProcessAnalyzer
 from safeeye.pipeline.record import (
     SightingFacts,
     find_scanned_media,
@@ -20,8 +21,7 @@ from safeeye.pipeline.record import (
 )
 from safeeye.signals.hashes import ContentHashes, hash_file
 
-#: Fewer files than this are analysed in this process unless a pool is running already.
-POOL_MIN_FILES = 8
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,36 +64,45 @@ class ScanResult:
 
 
 class Scanner:
-    """Scans files for the app: analysis inline (one file) or in a worker pool (many)."""
+    """Scans files for the app. Analysis runs in supervised worker processes (up to
+    ``workers``, started as files need them and kept between calls), or inline in this process
+    when the settings ask for it (``analysis_isolation="inline"``: tests and debugging)."""
 
     def __init__(self, app: SafeEye, *, workers: int | None = None) -> None:
         self.app = app
         self.workers = workers if workers is not None else app.settings.scan_workers
-        self._pool: PoolAnalyzer | None = None
+        self._workers: ProcessAnalyzer | None = None
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
 
     def warm_up(self) -> None:
-        """Load the models now (in every worker when scanning uses a pool)."""
-        if self.workers == 1:
-            self.app.detectors.load()
+        """Load the models now (in every worker process, unless analysis runs inline)."""
+        analyzer = self._analyzer()
+        if isinstance(analyzer, ProcessAnalyzer):
+            analyzer.warm_up()
         else:
-            self._pool_analyzer().warm_up()
+            self.app.detectors.load()
 
-    def _pool_analyzer(self) -> PoolAnalyzer:
-        if self._pool is None:
-            self._pool = PoolAnalyzer(self.app.settings, self.workers or None)
-        return self._pool
+    def _analyzer(self) -> Analyzer:
+        if self.app.settings.analysis_isolation == "inline":
+            return InlineAnalyzer(self.app.settings, self.app.detectors)
+        if self._workers is None:
+            self._workers = ProcessAnalyzer(self.app.settings, self.workers or None)
+        return self._workers
 
     def scan_paths(
         self, paths: list[Path], facts: list[SightingFacts] | None = None
     ) -> list[ScanResult]:
-        """Scan each path; never raises for bad media (the error is on its result)."""
+        """Scan each path; one file's failure (bad media, or an exception while hashing,
+        analysing or recording it) is that file's error, and the others get their results."""
         facts = facts or [SightingFacts(location=str(p)) for p in paths]
+        analyzer = self._analyzer()
+        if isinstance(analyzer, ProcessAnalyzer):
+            analyzer.prestart(len(paths))  # models load while files are hashed and looked up
         with self.app.db.session() as session:  # once per call: today's references
             self.app.matcher.refresh(session)
         results: list[ScanResult | None] = [None] * len(paths)
@@ -103,19 +112,28 @@ class Scanner:
             if problem is not None:
                 results[i] = ScanResult(input=str(path), error=problem.as_text())
                 continue
-            hashes = hash_file(path)
-            known = self._reuse(path, hashes, facts[i])
+            try:
+                hashes = hash_file(path)
+                known = self._reuse(path, hashes, facts[i])
+            except Exception as exc:
+                results[i] = ScanResult(input=str(path), error=_error_text(exc, "scan"))
+                continue
             if known is not None:
                 results[i] = known
             else:
                 todo.append((i, hashes))
-        todo_paths = [paths[i] for i, _ in todo]
-        analyzer = self._analyzer(todo_paths)
         analyses = analyzer.analyze_all(
-            todo_paths, [h for _, h in todo], local_features=self._known_images_indexed()
+            [paths[i] for i, _ in todo],
+            [h for _, h in todo],
+            local_features=self._known_images_indexed(),
         )
-        for (i, _), analysis in zip(todo, analyses, strict=True):
-            results[i] = self._record(paths[i], analysis, facts[i])
+        for (i, hashes), analysis in zip(todo, analyses, strict=True):
+            try:
+                results[i] = self._record(paths[i], analysis, facts[i])
+            except Exception as exc:  # its database work was rolled back; the others go on
+                results[i] = ScanResult(
+                    input=str(paths[i]), sha256=hashes.sha256, error=_error_text(exc, "scan")
+                )
         return [r for r in results if r is not None]
 
     def scan_inputs(self, inputs: list[str]) -> list[ScanResult]:
@@ -135,9 +153,10 @@ class Scanner:
                         facts.append(SightingFacts(location=item))
                         continue
                     try:
-                        fetched = fetcher.fetch(item, want="media")
-                    except SafeEyeError as exc:
-                        failed[i] = ScanResult(input=item, error=exc.as_text())
+                        # A person asked for this one URL: robots.txt (for crawlers) does not apply.
+                        fetched = fetcher.fetch(item, want="media", obey_robots=False)
+                    except Exception as exc:
+                        failed[i] = ScanResult(input=item, error=_error_text(exc, "fetch"))
                         continue
                     fetched_files.append(fetched)
                     assert fetched.path is not None
@@ -166,23 +185,9 @@ class Scanner:
                 for fetched in fetched_files:
                     fetched.unlink()
 
-    def _analyzer(self, paths: list[Path]) -> InlineAnalyzer | PoolAnalyzer:
-        """The worker pool when it runs already or pays off (many files, a long video): starting
-        it costs a few seconds (each worker loads the models), about what 15 photos take."""
-        if self.workers != 1 and (
-            self._pool is not None
-            or len(paths) >= POOL_MIN_FILES
-            or any(video_segments(p, self._pool_analyzer_size()) is not None for p in paths)
-        ):
-            return self._pool_analyzer()
-        return InlineAnalyzer(self.app.settings, self.app.detectors)
-
     def _known_images_indexed(self) -> bool:
         """Whether any case has known images to find by local features (else skip ORB)."""
         return len(self.app.matcher.local) > 0
-
-    def _pool_analyzer_size(self) -> int:
-        return self.workers or worker_count(self.app.settings)
 
     def _reuse(self, path: Path, hashes: ContentHashes, facts: SightingFacts) -> ScanResult | None:
         """Content scanned before is not analysed again: a new sighting, matched afresh."""
@@ -250,6 +255,13 @@ def _result_of(input_: str, analysis: MediaAnalysis, sexual_threshold: float) ->
         duration=info.duration if info else None,
         timings=dict(analysis.timings),
     )
+
+
+def _error_text(exc: Exception, what: str) -> str:
+    """One item's failure as its error text: a typed error as it is, anything else by type."""
+    if isinstance(exc, SafeEyeError):
+        return exc.as_text()
+    return unexpected_error(exc, what).as_text()
 
 
 def _unreadable(path: Path) -> MediaError | None:
