@@ -239,6 +239,34 @@ def test_sitemap_declaring_no_usable_text_encoding_is_read_as_utf8(encoding: str
     assert parse_sitemap(body, "https://pages.example/").pages == ("https://pages.example/a",)
 
 
+@pytest.mark.parametrize(
+    "name", ["U" + "Y" * 90 + "TF-8", "x" * 5000], ids=["long", "thousands of letters"]
+)
+def test_sitemap_declaring_an_encoding_with_a_long_unknown_name_is_read_as_utf8(name: str) -> None:
+    body = f'<?xml version="1.0" encoding="{name}"?><urlset><url><loc>/a</loc></url></urlset>'
+
+    assert xml_root_name(body.encode()) == "urlset"
+    assert parse_sitemap(body.encode(), "https://p.example/").pages == ("https://p.example/a",)
+
+
+def test_utf16_sitemap_with_a_byte_order_mark_is_read_whatever_it_declares() -> None:
+    body = '<?xml version="1.0" encoding="no-such"?><urlset><url><loc>/사진</loc></url></urlset>'
+
+    assert xml_root_name(body.encode("utf-16")) == "urlset"
+
+
+def test_feed_enclosure_without_url_is_skipped() -> None:
+    rss = (
+        '<rss version="2.0"><channel><item><link>https://p.example/1</link>'
+        '<enclosure type="image/jpeg" length="1"/>'
+        '<enclosure url="https://cdn.example/2.jpg" type="image/jpeg"/></item></channel></rss>'
+    )
+
+    feed = parse_feed(rss.encode(), "https://p.example/feed")
+
+    assert [m.url for m in feed.media] == ["https://cdn.example/2.jpg"]
+
+
 def test_gzipped_feed_declared_in_shift_jis_is_read() -> None:
     rss = (
         '<?xml version="1.0" encoding="Shift_JIS"?><rss version="2.0"><channel>'

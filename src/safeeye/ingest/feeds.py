@@ -74,7 +74,7 @@ def parse_feed(
         elif not in_entry:
             return
         elif local == "enclosure" and _visual(attrs.get("url", ""), attrs.get("type", ""), ""):
-            entry.media.append((attrs["url"], "enclosure"))
+            entry.media.append((attrs.get("url", ""), "enclosure"))  # no url: dropped later
         elif ("search.yahoo.com/mrss" in ns or ns == "media") and local in ("content", "thumbnail"):
             url = attrs.get("url", "")
             if local == "thumbnail" or _visual(url, attrs.get("type", ""), attrs.get("medium", "")):

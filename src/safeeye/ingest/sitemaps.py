@@ -28,8 +28,9 @@ MAX_ENTRIES = 50_000  # the sitemaps.org limit on URLs per sitemap
 MAX_DEPTH = 64
 MAX_TEXT = 256 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+# The encoding declaration of a document that starts in ASCII (EncName in the XML grammar).
 _DECLARED_ENCODING = re.compile(
-    rb"""\s{0,64}<\?xml\s[^>]{0,256}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']"""
+    rb"""<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']"""
 )
 # Encodings expat reads itself, by ``codecs.lookup`` name (ASCII read as UTF-8, its superset);
 # others are decoded before parsing.
@@ -147,18 +148,20 @@ class _Open:
     size: int = 0
 
 
-def _for_expat(data: bytes) -> tuple[bytes, str | None]:
-    """``data`` and the encoding to tell expat (None: what the document itself says).
+def _for_expat(data: bytes) -> tuple[bytes, str]:
+    """``data`` and the encoding to tell expat, which then never reads the declaration itself.
 
     Expat reads UTF-8, UTF-16, ISO-8859-1 and ASCII itself and fails on any other declared
     encoding; such a document is decoded here (undecodable bytes replaced) and handed over as
     UTF-8. A declaration naming no usable text encoding is read as UTF-8, as browsers do.
     """
     if data.startswith(codecs.BOM_UTF8):
-        return data, "UTF-8"  # the byte order mark outranks the declaration
+        return data, "UTF-8"  # a byte order mark outranks the declaration
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data, "UTF-16"
     match = _DECLARED_ENCODING.match(data)
     if match is None:
-        return data, None
+        return data, "UTF-8"  # the XML default
     try:
         name: str | None = codecs.lookup(match.group(1).decode("ascii")).name
     except LookupError:
