@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fuzz: {name}: FINDING {path}")
         print(f"fuzz: reproduce with: {sys.executable} fuzz/run.py {name} {path}")
     if not findings:
-        print(f"fuzz: {name}: FINDING (exit status {status}, no input saved; see the log above)")
+        given = f" with {' '.join(map(str, args.inputs))}" if args.inputs else ""
+        print(f"fuzz: {name}: FINDING{given} (exit status {status}; see the log above)")
     return 1
 
 

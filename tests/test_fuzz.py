@@ -28,7 +28,8 @@ def fuzz(target: str, artifacts: Path, *args: str) -> subprocess.CompletedProces
 
 def report(result: subprocess.CompletedProcess[str], artifacts: Path) -> str:
     saved = sorted(str(p) for p in artifacts.iterdir())
-    return f"exit {result.returncode}; inputs saved: {saved}\n{result.stderr[-4000:]}"
+    log = f"{result.stdout}\n{result.stderr}"
+    return f"exit {result.returncode}; inputs saved: {saved}\n{log[-6000:]}"
 
 
 def test_every_target_has_a_seed_corpus() -> None:

@@ -394,3 +394,17 @@ def test_telegram_date_before_the_first_utc_instant_is_no_date(tmp_path: Path) -
 
     assert [(m.date, m.edited) for m in export.media] == [(None, None)]
     assert [link.url for link in export.links] == ["https://x.example/"]
+
+
+@pytest.mark.parametrize("url", ["tg://[esolve?domain=leaks&post=7", "tg://resolve]?domain=x"])
+def test_telegram_tg_link_that_cannot_be_split_is_dropped(tmp_path: Path, url: str) -> None:
+    (tmp_path / "result.json").write_text(
+        '{"name": "c", "type": "private_channel", "id": 5, "messages": [{"id": 1, "type": '
+        '"message", "text": [{"type": "text_link", "text": "here", "href": "' + url + '"}, '
+        '" https://x.example/"], "text_entities": [{"type": "text_link", "text": "here", '
+        '"href": "' + url + '"}, {"type": "plain", "text": " https://x.example/"}]}]}'
+    )
+
+    export = read_export(tmp_path)
+
+    assert [link.url for link in export.links] == ["https://x.example/"]

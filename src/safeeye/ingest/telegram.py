@@ -716,7 +716,10 @@ def _normalise_url(url: str) -> str | None:
         return None
     lowered = url.lower()
     if lowered.startswith("tg://"):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unbalanced "[" where the host goes: no link to follow
+            return None
         query = parse_qs(parts.query)
         domain = (query.get("domain") or [None])[0]
         if parts.netloc.lower() != "resolve" or not domain:
