@@ -43,6 +43,8 @@ POLL_SECONDS = 0.1
 START_SECONDS = 300.0
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _MB = 1024 * 1024
+#: A worker left with this much more memory than when idle hands the excess back after a task.
+_TRIM_ABOVE = 64 * _MB
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Supervisor:
         self.settings = settings
         self.workers = max(1, workers)
         self.memory_budget = settings.analysis_max_memory_mb * _MB
+        # Workers read hostile bytes: they get no key and no database password.
+        self._worker_settings = settings.model_copy(
+            update={"master_key": None, "database_url": None}
+        )
         self._context = multiprocessing.get_context("spawn")
         self._running: list[_Worker] = []
         self._pending: deque[Task] = deque()
@@ -94,7 +100,7 @@ class Supervisor:
     def warm_up(self) -> None:
         """Start every worker and wait until each has loaded its models."""
         while len(self._running) < self.workers:
-            self._running.append(_Worker(self._context, self.settings))
+            self._running.append(_Worker(self._context, self._worker_settings))
         while not all(w.ready for w in self._running):
             self._step()
 
@@ -102,7 +108,7 @@ class Supervisor:
         """Start the workers ``tasks`` tasks will need now, without waiting for them: their
         models load while this process prepares the work."""
         while len(self._running) < min(self.workers, tasks):
-            self._running.append(_Worker(self._context, self.settings))
+            self._running.append(_Worker(self._context, self._worker_settings))
 
     def submit(self, task: Task) -> None:
         self._pending.append(task)
@@ -118,6 +124,7 @@ class Supervisor:
     def close(self) -> None:
         """Stop every worker (a busy one is killed) and forget unfinished tasks."""
         self._pending.clear()
+        self._done.clear()
         for worker in self._running:
             worker.stop()
         self._running = []
@@ -134,6 +141,7 @@ class Supervisor:
         for worker in dict.fromkeys(by_handle[handle] for handle in ready):
             self._read(worker)
         self._enforce()
+        self._assign()  # a worker that just finished starts its next task at once
 
     def _start_workers(self) -> None:
         self.prestart(len(self._pending) + sum(1 for w in self._running if w.task))
@@ -193,7 +201,8 @@ class Supervisor:
                     worker,
                     "timeout",
                     f"analysis took longer than its budget of {seconds:,.0f} s and was stopped "
-                    "(SAFEEYE_ANALYSIS_TIMEOUT sets the budget of one file)",
+                    "(SAFEEYE_ANALYSIS_TIMEOUT, plus SAFEEYE_ANALYSIS_SECONDS_PER_VIDEO_SECOND "
+                    "for each second of video)",
                 )
             elif worker.memory() > worker.baseline + self.memory_budget:
                 self._fail(
@@ -272,11 +281,7 @@ class _Worker:
 
     def memory(self) -> int:
         """Resident memory in bytes (0 once the process is gone)."""
-        try:
-            with open(f"/proc/{self.pid}/statm") as fh:
-                return int(fh.read().split()[1]) * _PAGE_BYTES
-        except (OSError, ValueError, IndexError):
-            return 0
+        return _resident(self.pid)
 
     def stop(self) -> None:
         """Ask an idle worker to exit, kill a busy or stuck one; wait for it either way."""
@@ -288,6 +293,15 @@ class _Worker:
             self.process.kill()
             self.process.join(timeout=10)
         self.conn.close()
+
+
+def _resident(pid: int | str) -> int:
+    """A process's resident memory in bytes, from /proc (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # -- inside the worker process ---------------------------------------------------------------
@@ -303,6 +317,9 @@ def serve(conn: Connection, settings: Settings) -> None:
     detectors = Detectors.from_settings(settings, threads=1)
     detectors.load()
     _warm(detectors)
+    gc.collect()
+    _trim()
+    idle = _resident("self")
     conn.send(("ready",))
     while True:
         try:
@@ -318,7 +335,8 @@ def serve(conn: Connection, settings: Settings) -> None:
         except Exception as exc:
             error = unexpected_error(exc, "analysis")
             conn.send(("failed", error.code, str(error)))
-        _release_memory()
+        if _resident("self") > idle + _TRIM_ABOVE:
+            _trim()  # give a big file's memory back, so the next task starts from a clean base
 
 
 @dataclass
@@ -364,12 +382,10 @@ def _warm(detectors: Detectors) -> None:
     blank = np.full((64, 64, 3), 127, np.uint8)
     detectors.nudity.predict(blank)
     detectors.faces.predict(blank)
-    _release_memory()
 
 
-def _release_memory() -> None:
-    """Hand freed memory back to the system, so the next task is measured from a clean base."""
-    gc.collect()
+def _trim() -> None:
+    """Hand memory the allocator keeps free back to the system (glibc)."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
