@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -47,6 +48,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
         "mislabelled": tmp_path / "page.jpg",
         "bomb": tmp_path / "bomb.png",
         "missing": tmp_path / "does-not-exist.jpg",
+        "pipe": tmp_path / "pipe.jpg",
     }
     files["zero_byte"].write_bytes(b"")
     files["corrupt"].write_bytes(jpeg[:20] + bytes(range(256)) * 64)
@@ -54,6 +56,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
     files["truncated_video"].write_bytes(VIDEO.read_bytes()[:20_000])
     files["mislabelled"].write_bytes(b"<!DOCTYPE html><html><body>not a photo</body></html>")
     _png_bomb(files["bomb"])
+    os.mkfifo(files["pipe"])  # reading it would wait for a writer forever
     return files
 
 
@@ -65,6 +68,7 @@ EXPECTED = {
     "mislabelled": "unsupported",
     "bomb": "too_many_pixels",
     "missing": "not_found",
+    "pipe": "not_a_file",
 }
 
 

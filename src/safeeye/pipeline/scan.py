@@ -269,6 +269,8 @@ def _unreadable(path: Path) -> MediaError | None:
         return MediaError("no such file", code="not_found")
     if path.is_dir():
         return MediaError("a directory, not a file", code="not_a_file")
+    if not path.is_file():  # opening a named pipe would wait for a writer forever
+        return MediaError("not a regular file (a pipe, device or socket)", code="not_a_file")
     try:
         with open(path, "rb"):
             pass
