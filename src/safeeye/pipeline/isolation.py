@@ -284,8 +284,8 @@ class _Worker:
         return _resident(self.pid)
 
     def stop(self) -> None:
-        """Ask an idle worker to exit, kill a busy or stuck one; wait for it either way."""
-        if self.task is None and self.process.is_alive():
+        """Ask an idle worker to exit, kill a busy or still-loading one; wait for it either way."""
+        if self.ready and self.task is None and self.process.is_alive():
             with contextlib.suppress(OSError):
                 self.conn.send(None)
             self.process.join(timeout=2)
