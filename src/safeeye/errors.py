@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+E = TypeVar("E", bound="SafeEyeError")
+
 
 class SafeEyeError(Exception):
     """Base of every error safeeye raises on purpose.
@@ -60,3 +68,24 @@ class IntegrityError(SafeEyeError):
     """Stored data failed its authenticity check: a wrong key, or tampering."""
 
     code = "integrity"
+
+
+def unexpected(exc: BaseException, what: str, kind: type[E] = SafeEyeError) -> E:  # type: ignore[assignment]
+    """The error to record when one item (a file, a URL, a page) failed in a way nobody
+    expected: named by the exception's type alone (its message may quote a URL or a file
+    name), and logged with the code location only, so the rest of the work goes on."""
+    if isinstance(exc, MemoryError):
+        return kind(f"the {what} ran out of memory", code="too_much_memory")
+    where = " < ".join(
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)[-4:])
+    )
+    log.error("%s failed unexpectedly: %s at %s", what, type(exc).__name__, where)
+    return kind(type(exc).__name__, code="internal")
+
+
+def error_text(exc: BaseException, what: str) -> str:
+    """One item's failure as the ``code: message`` recorded on it (unexpected ones logged)."""
+    if isinstance(exc, SafeEyeError):
+        return exc.as_text()
+    return unexpected(exc, what).as_text()

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from safeeye.app import SafeEye
 from safeeye.db.models import Sighting, Source, UrlState, Visit
 from safeeye.db.types import UTCDateTime, utcnow
-from safeeye.errors import FetchError, SafeEyeError
+from safeeye.errors import FetchError, SafeEyeError, error_text, unexpected
 from safeeye.ingest.fetcher import Fetcher, FetchResult
 from safeeye.ingest.lease import (
     HEARTBEAT_SECONDS,
@@ -45,7 +45,6 @@ from safeeye.ingest.lease import (
 )
 from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import KINDS, Candidate, VisitContext
-from safeeye.ingest.sources.base import error_text, log_internal
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
 
@@ -287,8 +286,7 @@ class Monitor:
             raise
         except Exception as exc:  # a bug must not stop the monitor or leave the visit running
             report.status = "failed"
-            report.errors = [*report.errors, error_text(exc)]
-            log_internal(f"visit {visit.id} of source {source.id}", exc)
+            report.errors = [*report.errors, error_text(exc, f"visit {visit.id}")]
         finally:
             lease.stop()
         report.pages = ctx.pages
@@ -427,7 +425,7 @@ class Monitor:
             try:
                 todo.append((item, self._facts(item, source)))
             except Exception as exc:
-                item.error = error_text(exc)
+                item.error = error_text(exc, "the facts of one item")
         if not todo:
             return {}
         try:
@@ -437,7 +435,7 @@ class Monitor:
         except _DATABASE_AWAY:
             raise
         except Exception as exc:
-            log_internal("a batch scan (retried file by file)", exc)
+            unexpected(exc, "a batch scan (retried file by file)")
         results_by_item: dict[int, ScanResult] = {}
         for item, facts in todo:
             assert item.path is not None
@@ -446,8 +444,7 @@ class Monitor:
             except _DATABASE_AWAY:
                 raise
             except Exception as exc:
-                item.error = error_text(exc)
-                log_internal("the scan of one file", exc)
+                item.error = error_text(exc, "the scan of one file")
         return results_by_item
 
     def _obtain(self, item: _Item, obey_robots: bool) -> None:
@@ -481,8 +478,7 @@ class Monitor:
         except OSError as exc:
             item.error = f"io: {exc.strerror or exc.__class__.__name__}"
         except Exception as exc:  # one URL's failure, whatever it is, is that URL's
-            item.error = error_text(exc)
-            log_internal("obtaining one item", exc)
+            item.error = error_text(exc, "obtaining one item")
 
     def _touch(self, state: UrlState) -> None:
         """Unchanged content was seen again: its sighting's last-seen time moves."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 
 from safeeye.config import MediaLimits, SamplingPlan
-from safeeye.errors import MediaError
+from safeeye.errors import MediaError, unexpected
 from safeeye.matching.local_features import LocalFeatures, extract_features
 from safeeye.matching.variants import VariantHash, query_hashes
 from safeeye.media.decode import MediaInfo, open_media
@@ -138,27 +137,10 @@ def analyze_file(
     except MediaError as exc:
         analysis.error = exc
     except Exception as exc:  # a decoder's or model's bug costs this file, not the scan
-        analysis.error = unexpected_error(exc, "analysis")
+        analysis.error = unexpected(exc, "analysis", MediaError)
     if segment is None:
         finish(analysis)
     return analysis
-
-
-def unexpected_error(exc: BaseException, what: str) -> MediaError:
-    """The ``MediaError`` for an exception nobody expected while handling one file, logged by
-    type and code location only (its message may quote the file or its path)."""
-    if isinstance(exc, MemoryError):
-        return MediaError(f"the {what} ran out of memory on this file", code="too_much_memory")
-    where = " < ".join(
-        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)[-4:])
-    )
-    log.error("%s failed unexpectedly: %s at %s", what, type(exc).__name__, where)
-    return MediaError(
-        f"the {what} failed unexpectedly ({type(exc).__name__}); the file was skipped, "
-        "the rest goes on (the service log says where)",
-        code="internal",
-    )
 
 
 def merge_parts(parts: list[MediaAnalysis]) -> MediaAnalysis:

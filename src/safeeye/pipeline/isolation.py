@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from safeeye.config import Settings
-from safeeye.errors import ConfigError, MediaError
+from safeeye.errors import ConfigError, MediaError, unexpected
 from safeeye.media.video import probe_duration
-from safeeye.pipeline.analyze import analyze_file, unexpected_error
+from safeeye.pipeline.analyze import analyze_file
 from safeeye.pipeline.detectors import Detectors
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ def serve(conn: Connection, settings: Settings) -> None:
             value = _HANDLERS[call](_Context(settings, detectors, conn), *args)
             conn.send(("done", value))
         except Exception as exc:
-            error = unexpected_error(exc, "analysis")
+            error = unexpected(exc, "analysis", MediaError)
             conn.send(("failed", error.code, str(error)))
         if _resident("self") > idle + _TRIM_ABOVE:
             _trim()  # give a big file's memory back, so the next task starts from a clean base

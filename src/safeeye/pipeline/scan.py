@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from safeeye.app import SafeEye
-from safeeye.errors import MediaError, SafeEyeError
-from safeeye.pipeline.analyze import MediaAnalysis, unexpected_error
+from safeeye.errors import MediaError, error_text
+from safeeye.pipeline.analyze import MediaAnalysis
 from safeeye.pipeline.pool import Analyzer, InlineAnalyzer, ProcessAnalyzer
 from safeeye.pipeline.record import (
     SightingFacts,
@@ -116,7 +116,7 @@ class Scanner:
                 hashes = hash_file(path)
                 known = self._reuse(path, hashes, facts[i])
             except Exception as exc:
-                results[i] = ScanResult(input=str(path), error=_error_text(exc, "scan"))
+                results[i] = ScanResult(input=str(path), error=error_text(exc, "scan"))
                 continue
             if known is not None:
                 results[i] = known
@@ -132,7 +132,7 @@ class Scanner:
                 results[i] = self._record(paths[i], analysis, facts[i])
             except Exception as exc:  # its database work was rolled back; the others go on
                 results[i] = ScanResult(
-                    input=str(paths[i]), sha256=hashes.sha256, error=_error_text(exc, "scan")
+                    input=str(paths[i]), sha256=hashes.sha256, error=error_text(exc, "scan")
                 )
         return [r for r in results if r is not None]
 
@@ -156,7 +156,7 @@ class Scanner:
                         # A person asked for this one URL: robots.txt (for crawlers) does not apply.
                         fetched = fetcher.fetch(item, want="media", obey_robots=False)
                     except Exception as exc:
-                        failed[i] = ScanResult(input=item, error=_error_text(exc, "fetch"))
+                        failed[i] = ScanResult(input=item, error=error_text(exc, "fetch"))
                         continue
                     fetched_files.append(fetched)
                     assert fetched.path is not None
@@ -255,13 +255,6 @@ def _result_of(input_: str, analysis: MediaAnalysis, sexual_threshold: float) ->
         duration=info.duration if info else None,
         timings=dict(analysis.timings),
     )
-
-
-def _error_text(exc: Exception, what: str) -> str:
-    """One item's failure as its error text: a typed error as it is, anything else by type."""
-    if isinstance(exc, SafeEyeError):
-        return exc.as_text()
-    return unexpected_error(exc, what).as_text()
 
 
 def _unreadable(path: Path) -> MediaError | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,31 +14,13 @@ from sqlalchemy import select
 
 from safeeye.db.models import Page, Source
 from safeeye.db.types import utcnow
-from safeeye.errors import SafeEyeError
+from safeeye.errors import error_text
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
     from safeeye.ingest.fetcher import Fetcher, FetchResult
 
 log = logging.getLogger(__name__)
-
-
-def error_text(exc: BaseException) -> str:
-    """An exception as the error of one page or item: a typed error's ``code: message``, else
-    only its type (an unexpected exception's message may carry a URL or a file name)."""
-    if isinstance(exc, SafeEyeError):
-        return exc.as_text()
-    return f"internal: {type(exc).__name__}"
-
-
-def log_internal(what: str, exc: BaseException) -> None:
-    """Log an unexpected exception by type and code path only: no message, no victim data."""
-    log.error(
-        "%s failed: %s\n%s",
-        what,
-        type(exc).__name__,
-        "".join(traceback.format_tb(exc.__traceback__)),
-    )
 
 
 @dataclass
@@ -153,7 +134,7 @@ class VisitContext:
 
     def page_failed(self, url: str, error: BaseException | str) -> None:
         """One page (or file, or link) failed: counted and reported, and the visit goes on."""
-        text = error_text(error) if isinstance(error, BaseException) else error
+        text = error_text(error, "one page") if isinstance(error, BaseException) else error
         self.page_failures.append(f"{url[:300]}: {text}")
 
     def source(self) -> Source:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from safeeye.db.models import Source
-from safeeye.errors import FetchError, SafeEyeError
+from safeeye.errors import FetchError
 from safeeye.ingest.crawl import (
     CrawlEvent,
     CrawlLimits,
@@ -20,7 +20,7 @@ from safeeye.ingest.crawl import (
     page_kind,
 )
 from safeeye.ingest.scope import CrawlScope
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext, log_internal
+from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
 from safeeye.ingest.urls import normalize_url
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
@@ -59,8 +59,6 @@ class CrawlSource(SourceKind):
                     ctx.page_failed(url, exc)  # a site without /sitemap.xml is no failure
             except Exception as exc:  # one page's failure, whatever it is, is that page's
                 ctx.page_failed(url, exc)
-                if not isinstance(exc, SafeEyeError):
-                    log_internal("fetching one page", exc)
             return None
 
         def read_page(url: str) -> FetchedPage:
@@ -128,4 +126,3 @@ def _resilient_crawl(
             # The page at the head of the frontier leaves it only once read: it is the culprit.
             broken = state.frontier.popleft()
             ctx.page_failed(broken.url, exc)
-            log_internal("reading one page of a crawl", exc)

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from safeeye.db.models import Source
-from safeeye.errors import SafeEyeError
 from safeeye.ingest.crawl import page_kind
 from safeeye.ingest.feeds import parse_feed
 from safeeye.ingest.links import MediaLink, charset_of, extract_links
 from safeeye.ingest.sitemaps import parse_sitemap
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext, log_internal
+from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
 
 
 class UrlSource(SourceKind):
@@ -25,7 +24,7 @@ class UrlSource(SourceKind):
         try:
             result = ctx.fetcher.fetch(source.locator, obey_robots=obey)
         except Exception as exc:
-            _failed(ctx, source.locator, exc)
+            ctx.page_failed(source.locator, exc)
             return
         kind = result.sniffed.kind if result.sniffed else "other"
         if kind in ("image", "video"):
@@ -39,7 +38,7 @@ class UrlSource(SourceKind):
                 page_id = ctx.record_page(result)
                 media = _media_in(body, result.final_url, result.content_type)
             except Exception as exc:  # an XML bomb, a broken feed, a parser's bug
-                _failed(ctx, source.locator, exc)
+                ctx.page_failed(source.locator, exc)
                 return
         for link in media:
             yield Candidate(
@@ -49,12 +48,6 @@ class UrlSource(SourceKind):
                 page_id=page_id,
                 how=link.how,
             )
-
-
-def _failed(ctx: VisitContext, url: str, exc: Exception) -> None:
-    ctx.page_failed(url, exc)
-    if not isinstance(exc, SafeEyeError):
-        log_internal("reading one page", exc)
 
 
 def _media_in(body: bytes, url: str, content_type: str | None) -> tuple[MediaLink, ...]:
