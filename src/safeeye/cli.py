@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +50,9 @@ def main(
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     _state["settings"] = Settings.load(env_file, **overrides)
+    # The key now lives in the settings object only: worker processes and anything else this
+    # process starts do not inherit it.
+    os.environ.pop("SAFEEYE_MASTER_KEY", None)
 
 
 def _app() -> Any:
