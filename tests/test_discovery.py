@@ -20,6 +20,7 @@ from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.service import add_source, make_due
 from safeeye.pipeline.detectors import Detectors
 from safeeye.pipeline.scan import Scanner
+from synthetic_media import gif_cut_in_graphic_control_extension, webp_with_empty_frame_chunks
 from test_monitor_leases import noise_jpeg
 
 
@@ -313,37 +314,29 @@ def test_unchanged_pages_are_fetched_conditionally_and_read_from_the_evidence(
     assert site.url("/img/biden.jpg") in _sighted(web_app)
 
 
-def _gif_cut_inside_its_graphic_control_extension() -> bytes:
-    import io
-
-    from PIL import Image
-
-    frames = [Image.new("RGB", (32, 32), (80 * i, 0, 0)) for i in range(3)]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
-    data = buffer.getvalue()
-    return data[: data.index(b"!\xf9") + 3]  # introducer, label, block size: then nothing
-
-
 def _states(app: SafeEye) -> dict[str, UrlState]:
     with app.db.session(read_only=True) as session:
         return {s.location: s for s in session.execute(select(UrlState)).scalars()}
 
 
-def test_a_crafted_file_fails_alone_and_the_rest_of_its_page_is_scanned(
-    web_app: SafeEye,
+def test_crafted_files_fail_alone_and_the_rest_of_their_page_is_scanned(
+    web_app: SafeEye, tmp_path: Path
 ) -> None:
+    gif = gif_cut_in_graphic_control_extension(tmp_path / "cut.gif").read_bytes()
+    webp = webp_with_empty_frame_chunks(tmp_path / "crafted.webp").read_bytes()
     with HostileServer() as server:
-        server.add(
-            "/crafted.gif",
-            _gif_cut_inside_its_graphic_control_extension(),
-            content_type="image/gif",
-        )
+        server.add("/crafted.gif", gif, content_type="image/gif")
+        server.add("/crafted.webp", webp, content_type="image/webp")
         for i in range(2):
             server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
         server.add(
             "/",
-            html('<img src="/img/0.jpg">', '<img src="/crafted.gif">', '<img src="/img/1.jpg">'),
+            html(
+                '<img src="/img/0.jpg">',
+                '<img src="/crafted.gif">',
+                '<img src="/crafted.webp">',
+                '<img src="/img/1.jpg">',
+            ),
             content_type="text/html",
         )
         add_source(web_app, "url", server.url("/"), interval_seconds=600)
@@ -352,10 +345,11 @@ def test_a_crafted_file_fails_alone_and_the_rest_of_its_page_is_scanned(
             (report,) = monitor.run_once()
         finally:
             monitor.close()
-        crafted, scanned = server.url("/crafted.gif"), {server.url(f"/img/{i}.jpg") for i in (0, 1)}
-    assert report.status == "done" and report.media_found == 3 and report.failures == 1
+        crafted = [server.url("/crafted.gif"), server.url("/crafted.webp")]
+        scanned = {server.url(f"/img/{i}.jpg") for i in (0, 1)}
+    assert report.status == "done" and report.media_found == 4 and report.failures == 2
     states = _states(web_app)
-    assert states[crafted].status == "failed" and states[crafted].error
+    assert all(states[url].status == "failed" and states[url].error for url in crafted)
     assert all(states[url].status == "ok" for url in scanned)
     assert scanned <= _sighted(web_app)
 
