@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from safeeye.config import MediaLimits, SamplingPlan
-from safeeye.errors import MediaError
+from safeeye.errors import FetchError, MediaError
+from safeeye.ingest.addresses import parse_target
 from safeeye.ingest.feeds import parse_feed
 from safeeye.ingest.robots import RobotsRules
 from safeeye.ingest.sitemaps import parse_sitemap, xml_root_name
@@ -408,3 +409,14 @@ def test_telegram_tg_link_that_cannot_be_split_is_dropped(tmp_path: Path, url: s
     export = read_export(tmp_path)
 
     assert [link.url for link in export.links] == ["https://x.example/"]
+
+
+# -- the fetcher's URL gate -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://[::%é]/", "https://[fe80::1%eth0사진]:8443/a"])
+def test_url_with_a_non_ascii_ipv6_zone_is_a_bad_url(url: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        parse_target(url)
+
+    assert caught.value.code == "bad_url"

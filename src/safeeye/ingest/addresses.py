@@ -66,6 +66,7 @@ def parse_target(url: str) -> Target:
     try:
         parsed = httpx.URL(url.strip())
         port = parsed.port
+        raw_host = parsed.raw_host  # raises for a non-ASCII IPv6 zone: "http://[::%é]/"
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise FetchError(f"malformed URL {shown!r}: {exc}", code="bad_url") from exc
     scheme = parsed.scheme.lower()
@@ -73,7 +74,7 @@ def parse_target(url: str) -> Target:
         raise FetchError(f"only http and https URLs can be fetched, not {shown!r}", code="bad_url")
     if parsed.userinfo:
         raise FetchError("URLs with credentials (user:password@) are refused", code="bad_url")
-    host = parsed.raw_host.decode("ascii").lower()
+    host = raw_host.decode("ascii").lower()
     if not host:
         raise FetchError(f"URL has no host: {shown!r}", code="bad_url")
     if not _valid_host(host):
