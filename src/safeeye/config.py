@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("./safeeye-data")
+    blob_url: str = Field(
+        default="",
+        description="Where blobs are kept: unset, DATA_DIR/blobs; s3://BUCKET/PREFIX (a bucket "
+        "every machine reaches; ?endpoint=URL&region=NAME for a server other than AWS's) or "
+        "file:///FOLDER.",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data dir (WAL)."
     )

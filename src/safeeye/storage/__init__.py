@@ -1,4 +1,4 @@
-"""Encrypted, content-addressed blob store on the local disk.
+"""Encrypted, content-addressed blob store: the format, whatever backend keeps the bytes.
 
 Each blob is stored once per namespace under an address that is a keyed digest of its SHA-256,
 so the file names reveal nothing about the content. Each blob has its own key, derived from the
@@ -7,6 +7,10 @@ Content is encrypted in 1 MiB chunks with AES-256-GCM (the STREAM construction: 
 prefix, a chunk counter and a final-chunk flag in each nonce/AAD), so large videos are written
 and read without holding them in memory and any truncation, reordering or edit is detected.
 Blobs written before per-blob keys (``SEB1``) stay readable.
+
+Where the encrypted objects lie is a backend's business (``backend.BlobBackend``): a local
+folder (``local``, the embedded default) or an S3-compatible bucket (``s3``), chosen by
+``SAFEEYE_BLOB_URL``; see ``open_blob_store``.
 """
 
 from __future__ import annotations
@@ -14,16 +18,21 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from safeeye.crypto import derive_key, keyed_digest
-from safeeye.errors import IntegrityError, NotFoundError
+from safeeye.errors import ConfigError, IntegrityError
+from safeeye.storage.backend import BlobBackend, read_full
+from safeeye.storage.local import LocalBackend
+
+if TYPE_CHECKING:
+    from safeeye.config import Settings
 
 MAGIC = b"SEB2"  # per-blob key
 LEGACY_MAGIC = b"SEB1"  # the caller's key itself
@@ -33,10 +42,11 @@ TAG_BYTES = 16
 
 
 class BlobStore:
-    """Blobs under ``root``, addressed by namespace and content, encrypted with a caller's key."""
+    """Blobs in ``backend`` (a folder when given a path), addressed by namespace and content,
+    encrypted with a caller's key."""
 
-    def __init__(self, root: Path, address_key: bytes) -> None:
-        self.root = Path(root)
+    def __init__(self, backend: BlobBackend | Path, address_key: bytes) -> None:
+        self.backend: BlobBackend = LocalBackend(backend) if isinstance(backend, Path) else backend
         self._address_key = address_key
 
     def address(self, namespace: str, sha256_hex: str) -> str:
@@ -44,10 +54,13 @@ class BlobStore:
         return keyed_digest(self._address_key, namespace, sha256_hex)
 
     def path(self, address: str) -> Path:
-        return self.root / address[:2] / address[2:4] / address
+        """The file that holds the blob; only a store in a local folder has files."""
+        if not isinstance(self.backend, LocalBackend):
+            raise ConfigError("this blob store keeps its blobs in a bucket, not in local files")
+        return self.backend.path(address)
 
     def exists(self, address: str) -> bool:
-        return self.path(address).exists()
+        return self.backend.exists(address)
 
     def put_bytes(self, data: bytes, key: bytes, namespace: str) -> str:
         """Store ``data`` encrypted under ``key``; return its address (idempotent)."""
@@ -56,23 +69,18 @@ class BlobStore:
 
     def put_file(self, source: Path, key: bytes, namespace: str, sha256_hex: str) -> str:
         """Store the file at ``source`` (whose SHA-256 the caller computed) encrypted; streams."""
-        address = self.address(namespace, sha256_hex)
-        if self.exists(address):
-            return address
         with open(source, "rb") as fh:
-            return self._write(iter_chunks_file(fh), key, address)
+            return self._write(iter_chunks_file(fh), key, self.address(namespace, sha256_hex))
 
     def get_bytes(self, address: str, key: bytes) -> bytes:
         """The plaintext of the blob at ``address``."""
         return b"".join(self.iter_plaintext(address, key))
 
     def iter_plaintext(self, address: str, key: bytes) -> Iterator[bytes]:
-        """The blob's plaintext chunk by chunk, each authenticated before it is given out."""
-        path = self.path(address)
-        if not path.exists():
-            raise NotFoundError("no stored blob at that address")
-        with open(path, "rb") as fh:
-            header = fh.read(len(MAGIC) + PREFIX_BYTES)
+        """The blob's plaintext chunk by chunk, each authenticated before it is given out;
+        ``NotFoundError`` when there is no blob at ``address``."""
+        with self.backend.open(address) as stream:
+            header = read_full(stream, len(MAGIC) + PREFIX_BYTES)
             if len(header) != len(MAGIC) + PREFIX_BYTES:
                 raise IntegrityError("stored blob has no valid header")
             if header.startswith(MAGIC):
@@ -83,9 +91,9 @@ class BlobStore:
                 raise IntegrityError("stored blob has no valid header")
             prefix = header[len(MAGIC) :]
             index = 0
-            block = fh.read(CHUNK + TAG_BYTES)
+            block = read_full(stream, CHUNK + TAG_BYTES)
             while True:
-                following = fh.read(CHUNK + TAG_BYTES)
+                following = read_full(stream, CHUNK + TAG_BYTES)
                 final = not following
                 try:
                     yield aead.decrypt(
@@ -97,60 +105,45 @@ class BlobStore:
                     return
                 block, index = following, index + 1
 
+    def stored_bytes(self, address: str) -> bytes:
+        """The blob as stored (encrypted), whole: for audits and tests, not for media."""
+        with self.backend.open(address) as stream:
+            return b"".join(iter(lambda: stream.read(CHUNK), b""))
+
     def delete(self, address: str) -> bool:
-        """Remove the blob (overwriting it first); True if there was one."""
-        path = self.path(address)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return False
-        with open(path, "r+b") as fh:
-            fh.write(b"\0" * size)
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
-        return True
+        """Remove the blob (a local file is overwritten first); True if there was one."""
+        return self.backend.delete(address)
 
     def _write(self, chunks: Iterator[bytes], key: bytes, address: str) -> str:
-        final_path = self.path(address)
-        if final_path.exists():
+        if self.backend.exists(address):
             return address
-        _private_dirs(self.root, final_path.parent)
-        aead = AESGCM(blob_key(key, address))
-        prefix = os.urandom(PREFIX_BYTES)
-        fd, tmp = tempfile.mkstemp(dir=final_path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(MAGIC + prefix)
-                for index, (chunk, final) in enumerate(_with_final_flag(chunks)):
-                    out.write(
-                        aead.encrypt(
-                            _nonce(prefix, index, final), chunk, _aad(address, index, final)
-                        )
-                    )
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, final_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.backend.put(address, _encrypt(chunks, blob_key(key, address), address))
         return address
+
+
+def open_blob_store(settings: Settings, address_key: bytes) -> BlobStore:
+    """The blob store ``SAFEEYE_BLOB_URL`` names: unset, the folder ``DATA_DIR/blobs`` (the
+    embedded default); ``file:///FOLDER``, that folder; ``s3://BUCKET/PREFIX``, a bucket."""
+    return BlobStore(blob_backend(settings.blob_url, settings.blob_dir), address_key)
+
+
+def blob_backend(url: str, default_folder: Path) -> BlobBackend:
+    """The backend a blob URL names (``ConfigError`` for one that names none)."""
+    if not url:
+        return LocalBackend(default_folder)
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        from safeeye.storage.s3 import S3Backend  # boto3 is imported only for a bucket
+
+        return S3Backend.from_url(url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+        return LocalBackend(Path(unquote(parts.path)))
+    raise ConfigError("SAFEEYE_BLOB_URL must be s3://BUCKET/PREFIX or file:///FOLDER")
 
 
 def blob_key(key: bytes, address: str) -> bytes:
     """The key of the one blob at ``address``, derived from the caller's key."""
     return derive_key(key, f"blob:{address}")
-
-
-def _private_dirs(root: Path, folder: Path) -> None:
-    """Create ``folder`` below ``root`` with every new level private (0700)."""
-    if folder.is_dir():
-        return
-    for level in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
-        path = root / level
-        if not path.is_dir():
-            path.mkdir(mode=0o700, exist_ok=True)
-            path.chmod(0o700)
 
 
 def iter_chunks_bytes(data: bytes) -> Iterator[bytes]:
@@ -168,6 +161,15 @@ def iter_chunks_file(fh: BinaryIO) -> Iterator[bytes]:
         first = False
         if len(chunk) < CHUNK:
             return
+
+
+def _encrypt(chunks: Iterator[bytes], key: bytes, address: str) -> Iterator[bytes]:
+    """The stored form of the plaintext ``chunks``: header, then one sealed chunk each."""
+    aead = AESGCM(key)
+    prefix = os.urandom(PREFIX_BYTES)
+    yield MAGIC + prefix
+    for index, (chunk, final) in enumerate(_with_final_flag(chunks)):
+        yield aead.encrypt(_nonce(prefix, index, final), chunk, _aad(address, index, final))
 
 
 def _with_final_flag(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
