@@ -249,7 +249,8 @@ def _s3_errors(bucket: str) -> Iterator[None]:
         if code in REFUSED:
             raise ConfigError(
                 f"the blob bucket {bucket} refused access ({code}); the credentials need "
-                "s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket",
+                "s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucket and "
+                "s3:AbortMultipartUpload",
                 code="blob_store",
             ) from exc
         raise
