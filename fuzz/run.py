@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for path in findings:
         print(f"fuzz: {name}: FINDING {path}")
-        print(f"fuzz: reproduce with: {sys.executable} fuzz/run.py {name} {path}")
+        print(f"fuzz: reproduce with: {sys.executable} fuzz/run.py {args.target} {path}")
     if not findings:
         given = f" with {' '.join(map(str, args.inputs))}" if args.inputs else ""
         print(f"fuzz: {name}: FINDING{given} (exit status {status}; see the log above)")
