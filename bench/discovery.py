@@ -35,6 +35,9 @@ from safeeye.config import Settings  # noqa: E402
 from safeeye.db.models import Match, Sighting  # noqa: E402
 from safeeye.ingest.monitor import Monitor  # noqa: E402
 from safeeye.ingest.service import add_source  # noqa: E402
+from safeeye.work import Actor  # noqa: E402
+
+BENCH = Actor.operator("bench")
 
 
 def html(*parts: str) -> bytes:
@@ -64,8 +67,10 @@ def measure_crawl(work: Path, pages: int) -> float:
     with HostileServer() as server:
         build_site(server, pages)
         app = SafeEye(settings_for(work / "crawl"))
-        add_source(
-            app,
+        app.init()
+        app.call(
+            BENCH,
+            add_source,
             "crawl",
             server.url("/"),
             config={"depth": 20, "max_pages": pages + 10, "max_pages_per_prefix": pages + 10},
@@ -92,9 +97,10 @@ def measure_appear_to_match(work: Path, interval: int) -> float:
         server.add("/old.html", html('<img src="/img/old.jpg">'), content_type="text/html")
         server.add("/img/old.jpg", (FACES / "biden.jpg").read_bytes(), content_type="image/jpeg")
         app = SafeEye(settings_for(work / "watch"))
-        create_case(app, "BENCH-OBAMA")
-        add_faces(app, "BENCH-OBAMA", [FACES / "obama.jpg"])
-        add_source(app, "crawl", server.url("/"), interval_seconds=interval)
+        app.init()
+        app.call(BENCH, create_case, "BENCH-OBAMA")
+        app.call(BENCH, add_faces, "BENCH-OBAMA", [FACES / "obama.jpg"])
+        app.call(BENCH, add_source, "crawl", server.url("/"), interval_seconds=interval)
         monitor = Monitor(app)
         stop = threading.Event()
         first_visit = threading.Event()

@@ -32,6 +32,9 @@ from safeeye.cases.service import add_faces, add_known, create_case  # noqa: E40
 from safeeye.config import Settings  # noqa: E402
 from safeeye.pipeline.analyze import STAGES  # noqa: E402
 from safeeye.pipeline.scan import Scanner, ScanResult  # noqa: E402
+from safeeye.work import Actor  # noqa: E402
+
+BENCH = Actor.operator("bench")
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
@@ -109,13 +112,14 @@ def main() -> int:
 
         settings = Settings(data_dir=work / "data", scan_workers=args.workers, actor="bench")
         app = SafeEye(settings)
-        create_case(app, "BENCH-LMM")
-        add_faces(app, "BENCH-LMM", [FIXTURES / "faces" / "lin-manuel-miranda.png"])
+        app.init()
+        app.call(BENCH, create_case, "BENCH-LMM")
+        app.call(BENCH, add_faces, "BENCH-LMM", [FIXTURES / "faces" / "lin-manuel-miranda.png"])
         # A known image too, so scans also pay for what finds known images (PDQ variants and
         # local features); some bench photos are crops of it and are matched.
-        create_case(app, "BENCH-KNOWN")
+        app.call(BENCH, create_case, "BENCH-KNOWN")
         if not args.no_known:
-            add_known(app, "BENCH-KNOWN", [FIXTURES / "faces" / "rose_leslie2.jpg"])
+            app.call(BENCH, add_known, "BENCH-KNOWN", [FIXTURES / "faces" / "rose_leslie2.jpg"])
         scanner = Scanner(app)
         scanner.warm_up()  # workers start and load their models before the clock starts
 

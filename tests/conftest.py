@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from safeeye.app import SafeEye
 from safeeye.config import Settings
 from safeeye.pipeline.detectors import Detectors
+from safeeye.work import Actor
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FACES = FIXTURES / "faces"
 VIDEO = FIXTURES / "video" / "short_hamilton_clip.mp4"
+T = TypeVar("T")
 POSTGRES_URL = os.environ.get(
     "SAFEEYE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -74,11 +77,25 @@ def make_settings(data_dir: Path, database_url: str | None = None, **extra: obje
     return Settings(data_dir=data_dir, database_url=database_url, actor="test", **extra)
 
 
-def make_app(settings: Settings, detectors: Detectors | None = None) -> SafeEye:
+#: Who acts in tests: an operator at the console (every role).
+TESTER = Actor.operator("test")
+
+
+def make_app(
+    settings: Settings, detectors: Detectors | None = None, *, init: bool = True
+) -> SafeEye:
+    """The service for a test, set up (``init``) unless asked otherwise."""
     app = SafeEye(settings)
+    if init:
+        app.init()
     if detectors is not None:
         app.__dict__["detectors"] = detectors  # share the session's loaded models
     return app
+
+
+def act(app: SafeEye, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a domain service as the CLI does: in a unit of work of its own, as the tester."""
+    return app.call(TESTER, service, *args, **kwargs)
 
 
 @pytest.fixture

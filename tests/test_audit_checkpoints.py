@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from conftest import make_app, make_settings
+from conftest import act, make_app, make_settings
 from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.audit import Checkpoint, read_checkpoint
@@ -29,8 +29,8 @@ def _verify(app: SafeEye, extra: list[Checkpoint] | None = None):  # type: ignor
 
 
 def test_each_commit_leaves_a_signed_checkpoint_outside_the_database(app: SafeEye) -> None:
-    create_case(app, "CP-1")
-    create_case(app, "CP-2")
+    act(app, create_case, "CP-1")
+    act(app, create_case, "CP-2")
     kept = read_checkpoint(app.settings.audit_checkpoint_path)
     assert kept.seq == kept.count == 2
     assert kept.signed_by(app.audit.public_key)
@@ -39,7 +39,7 @@ def test_each_commit_leaves_a_signed_checkpoint_outside_the_database(app: SafeEy
 
 def test_an_emptied_log_fails_while_data_exists(any_db_app: SafeEye) -> None:
     app = any_db_app
-    create_case(app, "CP-EMPTY")
+    act(app, create_case, "CP-EMPTY")
     app.audit.checkpoints = None  # even without the checkpoint file: the data gives it away
     with app.db.session() as session:
         session.execute(text("DELETE FROM audit_events"))
@@ -55,13 +55,13 @@ def test_an_untouched_empty_installation_verifies(app: SafeEye) -> None:
 def test_a_rollback_to_an_earlier_copy_fails(app: SafeEye, tmp_path: Path) -> None:
     """The database file is put back as it was before a purge: chain and head MAC are intact,
     but the signed checkpoint written after the purge shows the database is behind."""
-    create_case(app, "CP-A")
-    create_case(app, "CP-B")
+    act(app, create_case, "CP-A")
+    act(app, create_case, "CP-B")
     db_file = Path(app.settings.database.removeprefix("sqlite:///"))
     app.db.flush_deleted()
     app.db.dispose()
     shutil.copy(db_file, tmp_path / "before.db")
-    purge_case(app, "CP-B")
+    act(app, purge_case, "CP-B")
     app.db.dispose()
     shutil.copy(tmp_path / "before.db", db_file)
     Path(f"{db_file}-wal").unlink(missing_ok=True)
@@ -76,8 +76,8 @@ def test_a_rollback_to_an_earlier_copy_fails(app: SafeEye, tmp_path: Path) -> No
 def test_a_rewritten_log_disagrees_with_the_checkpoint(app: SafeEye) -> None:
     """An insider with the keys rebuilds a consistent chain (valid hashes, valid head MAC) that
     leaves out what happened: only the checkpoint kept outside shows it."""
-    create_case(app, "CP-R1")
-    create_case(app, "CP-R2")
+    act(app, create_case, "CP-R1")
+    act(app, create_case, "CP-R2")
     kept = app.audit.checkpoints
     app.audit.checkpoints = None  # the rewrite leaves the checkpoint file alone
     with app.db.session() as session:
@@ -91,7 +91,7 @@ def test_a_rewritten_log_disagrees_with_the_checkpoint(app: SafeEye) -> None:
 
 
 def test_a_forged_checkpoint_is_refused(app: SafeEye, tmp_path: Path) -> None:
-    create_case(app, "CP-F")
+    act(app, create_case, "CP-F")
     other = make_app(make_settings(tmp_path / "other"))  # another installation's audit key
     try:
         forged = other.audit.sign(1, "0" * 64, 1)
@@ -105,7 +105,7 @@ def test_cli_exports_a_checkpoint_that_verify_checks(
     app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(cli._state, "app", app)
-    create_case(app, "CP-CLI")
+    act(app, create_case, "CP-CLI")
     runner = CliRunner()
     out = tmp_path / "for-the-auditor.json"
     result = runner.invoke(cli.app, ["audit", "checkpoint", "--output", str(out), "--json"])
@@ -118,7 +118,7 @@ def test_cli_exports_a_checkpoint_that_verify_checks(
         session.execute(text("DELETE FROM audit_events WHERE id >= 1"))
         session.execute(text("DELETE FROM audit_head"))
     app.settings.audit_checkpoint_path.unlink()  # the local file is lost too
-    create_case(app, "CP-AGAIN")  # data exists, the log restarts at 1 (different hash)
+    act(app, create_case, "CP-AGAIN")  # data exists, the log restarts at 1 (different hash)
     broken = runner.invoke(cli.app, ["audit", "verify", "--checkpoint", str(out), "--json"])
     assert broken.exit_code == 1
     assert "differs from the checkpoint" in json.loads(broken.stdout)["message"]
@@ -152,8 +152,8 @@ def test_checkpoints_reach_an_http_witness(
 ) -> None:
     app = make_app(make_settings(tmp_path / "data", audit_witness=http_witness), detectors)
     try:
-        create_case(app, "W-1")  # the first checkpoint goes out at once
-        purge_case(app, "W-1")  # a purge is always witnessed at once
+        act(app, create_case, "W-1")  # the first checkpoint goes out at once
+        act(app, purge_case, "W-1")  # a purge is always witnessed at once
     finally:
         app.close()
     seqs = [c["seq"] for c in _Witness.received]
@@ -170,7 +170,7 @@ def test_checkpoints_reach_a_syslog_witness(tmp_path: Path, detectors: Any) -> N
         make_settings(tmp_path / "data", audit_witness=f"syslog://127.0.0.1:{port}"), detectors
     )
     try:
-        create_case(app, "S-1")
+        act(app, create_case, "S-1")
         message = listener.recv(65536).decode()
     finally:
         app.close()

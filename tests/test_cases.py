@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import FACES
+from conftest import FACES, act
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, add_known, create_case, list_cases, purge_case
 from safeeye.db.models import AuditEvent, Case, Match, Media, Reference, ReferenceFace
@@ -16,19 +16,19 @@ from safeeye.pipeline.scan import Scanner
 
 
 def test_case_codes_are_unique_and_pseudonymous(any_db_app: SafeEye) -> None:
-    create_case(any_db_app, "SOS-2026-0001", "signed intake form")
+    act(any_db_app, create_case, "SOS-2026-0001", "signed intake form")
     with pytest.raises(ConflictError):
-        create_case(any_db_app, "SOS-2026-0001")
+        act(any_db_app, create_case, "SOS-2026-0001")
     with pytest.raises(SafeEyeError, match="case code"):
-        create_case(any_db_app, "Kim Min-ji / 010-1234")
-    (summary,) = list_cases(any_db_app)
+        act(any_db_app, create_case, "Kim Min-ji / 010-1234")
+    (summary,) = act(any_db_app, list_cases)
     assert summary.code == "SOS-2026-0001" and summary.status == "open"
 
 
 def test_references_are_stored_encrypted_under_the_case_key(any_db_app: SafeEye) -> None:
     app = any_db_app
-    create_case(app, "C1")
-    (outcome,) = add_faces(app, "C1", [FACES / "obama.jpg"])
+    act(app, create_case, "C1")
+    (outcome,) = act(app, add_faces, "C1", [FACES / "obama.jpg"])
     assert outcome.error is None
     raw = (FACES / "obama.jpg").read_bytes()
     with app.db.session() as session:
@@ -45,18 +45,18 @@ def test_purge_destroys_key_references_embeddings_and_exclusive_media(
     any_db_app: SafeEye, tmp_path: Path
 ) -> None:
     app = any_db_app
-    create_case(app, "C1")
-    create_case(app, "C2")
-    add_faces(app, "C1", [FACES / "obama.jpg"])
-    add_faces(app, "C2", [FACES / "biden2.jpg"])
-    add_known(app, "C1", [FACES / "obama2.jpg"])
+    act(app, create_case, "C1")
+    act(app, create_case, "C2")
+    act(app, add_faces, "C1", [FACES / "obama.jpg"])
+    act(app, add_faces, "C2", [FACES / "biden2.jpg"])
+    act(app, add_known, "C1", [FACES / "obama2.jpg"])
     results = Scanner(app).scan_paths([FACES / "obama3.jpg", FACES / "two_people.jpg"])
     assert {m.case for r in results for m in r.matches} == {"C1", "C2"}
     with app.db.session() as session:
         addresses = [r.blob_address for r in session.execute(select(Reference)).scalars()]
         case_id = session.execute(select(Case.id).where(Case.code == "C1")).scalar_one()
-    counts = purge_case(app, "C1")
-    assert counts["references"] == 2 and counts["media"] == 1  # obama3 only; two_people is C2's too
+    report = act(app, purge_case, "C1")
+    assert report.references == 2 and report.media == 1  # obama3 only; two_people is C2's too
     with app.db.session() as session:
         case = session.get(Case, case_id)
         assert case is not None and case.code == f"purged-{case_id}"  # the code is gone too
@@ -84,9 +84,9 @@ def test_purge_destroys_key_references_embeddings_and_exclusive_media(
     again = Scanner(app).scan_paths([FACES / "obama3.jpg", FACES / "two_people.jpg"])
     assert {m.case for r in again for m in r.matches} == {"C2"}
     with pytest.raises(NotFoundError):
-        add_faces(app, "C1", [FACES / "obama.jpg"])
+        act(app, add_faces, "C1", [FACES / "obama.jpg"])
     with pytest.raises(ConflictError):
-        add_faces(app, f"purged-{case_id}", [FACES / "obama.jpg"])
+        act(app, add_faces, f"purged-{case_id}", [FACES / "obama.jpg"])
     with app.db.session() as session:
         assert app.audit.verify(session).ok
 
@@ -96,11 +96,11 @@ def test_a_new_case_finds_media_scanned_before_it_existed(any_db_app: SafeEye) -
 
     app = any_db_app
     Scanner(app).scan_paths([FACES / "obama2.jpg", FACES / "biden.jpg", FACES / "obama3.jpg"])
-    create_case(app, "LATE")
-    add_faces(app, "LATE", [FACES / "obama.jpg"])
-    report = rematch_archive(app, "LATE")
+    act(app, create_case, "LATE")
+    act(app, add_faces, "LATE", [FACES / "obama.jpg"])
+    report = act(app, rematch_archive, "LATE")
     assert (report.media_checked, report.new_matches) == (3, 2)
-    assert rematch_archive(app, "LATE").new_matches == 0  # nothing twice
+    assert act(app, rematch_archive, "LATE").new_matches == 0  # nothing twice
     with app.db.session() as session:
         assert len(session.execute(select(Match)).scalars().all()) == 2
         assert app.audit.verify(session).ok

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import FACES, VIDEO, make_app, make_settings
+from conftest import FACES, VIDEO, act, make_app, make_settings
 from hostile_server import HostileServer, declared_length, endless, maze, redirect
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
@@ -110,7 +110,7 @@ def web_app(tmp_path: Path, detectors: Detectors) -> Iterator[SafeEye]:
 
 
 def test_a_feed_url_yields_the_media_of_its_entries(web_app: SafeEye, site: HostileServer) -> None:
-    add_source(web_app, "url", site.url("/feed.xml"))
+    act(web_app, add_source, "url", site.url("/feed.xml"))
     monitor = Monitor(web_app)
     try:
         (report,) = monitor.run_once()
@@ -128,8 +128,9 @@ def _sighted(app: SafeEye) -> set[str]:
 def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
     web_app: SafeEye, site: HostileServer
 ) -> None:
-    add_source(
+    act(
         web_app,
+        add_source,
         "crawl",
         site.url("/"),
         config={"depth": 3, "exclude": ["/private/**"]},
@@ -170,10 +171,15 @@ def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
 def test_a_second_visit_repeats_nothing_and_catches_what_is_new(
     web_app: SafeEye, site: HostileServer
 ) -> None:
-    create_case(web_app, "CASE-OBAMA")
-    add_faces(web_app, "CASE-OBAMA", [FACES / "obama.jpg"])
-    source = add_source(
-        web_app, "crawl", site.url("/"), config={"exclude": ["/private/**"]}, interval_seconds=30
+    act(web_app, create_case, "CASE-OBAMA")
+    act(web_app, add_faces, "CASE-OBAMA", [FACES / "obama.jpg"])
+    source = act(
+        web_app,
+        add_source,
+        "crawl",
+        site.url("/"),
+        config={"exclude": ["/private/**"]},
+        interval_seconds=30,
     )
     monitor = Monitor(web_app)
     try:
@@ -187,7 +193,7 @@ def test_a_second_visit_repeats_nothing_and_catches_what_is_new(
             html('<a href="/gallery/one.html">one</a><a href="/gallery/new.html">new</a>'),
             content_type="text/html",
         )
-        make_due(web_app, source.id)
+        act(web_app, make_due, source.id)
         (report,) = monitor.run_once()
     finally:
         monitor.close()
@@ -255,9 +261,9 @@ def test_hostile_corners_fail_alone_and_the_visit_completes(
         ),
         content_type="text/html",
     )
-    add_source(web_app, "url", site.url("/bad/"))
-    add_source(web_app, "crawl", site.url("/maze/"), config={"depth": 100, "max_pages": 80})
-    add_source(web_app, "url", site.url("/bad/junk.html"))
+    act(web_app, add_source, "url", site.url("/bad/"))
+    act(web_app, add_source, "crawl", site.url("/maze/"), config={"depth": 100, "max_pages": 80})
+    act(web_app, add_source, "url", site.url("/bad/junk.html"))
     monitor = Monitor(web_app)
     try:
         report, maze_report, junk_report = monitor.run_once()
@@ -298,13 +304,18 @@ def test_unchanged_pages_are_fetched_conditionally_and_read_from_the_evidence(
             send(handler, 200, page, content_type="text/html", headers={"ETag": '"v1"'})
 
     site.route("/etag.html", with_etag)
-    source = add_source(
-        web_app, "crawl", site.url("/etag.html"), config={"sitemaps": False}, interval_seconds=60
+    source = act(
+        web_app,
+        add_source,
+        "crawl",
+        site.url("/etag.html"),
+        config={"sitemaps": False},
+        interval_seconds=60,
     )
     monitor = Monitor(web_app)
     try:
         monitor.run_once()
-        make_due(web_app, source.id)
+        act(web_app, make_due, source.id)
         (second,) = monitor.run_once()
     finally:
         monitor.close()
@@ -339,7 +350,7 @@ def test_crafted_files_fail_alone_and_the_rest_of_their_page_is_scanned(
             ),
             content_type="text/html",
         )
-        add_source(web_app, "url", server.url("/"), interval_seconds=600)
+        act(web_app, add_source, "url", server.url("/"), interval_seconds=600)
         monitor = Monitor(web_app)
         try:
             (report,) = monitor.run_once()
@@ -390,7 +401,7 @@ def test_whatever_one_item_raises_is_that_items_error_and_the_visit_completes(
         server.add("/img/poison.jpg", poison, content_type="image/jpeg")
         links = ["/img/0.jpg", "/img/poison.jpg", "/img/1.jpg", "/img/broken.jpg", "/img/2.jpg"]
         server.add("/", html(*(f'<img src="{u}">' for u in links)), content_type="text/html")
-        add_source(web_app, "url", server.url("/"), interval_seconds=600)
+        act(web_app, add_source, "url", server.url("/"), interval_seconds=600)
         monitor = Monitor(
             web_app,
             scanner=_ScannerBrokenBy(web_app, poison),
@@ -435,7 +446,7 @@ def test_a_crawl_page_whose_reading_raises_fails_alone_and_the_crawl_goes_on(
         server.add("/fine.html", html('<img src="/img/1.jpg">'), content_type="text/html")
         for i in range(2):
             server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
-        add_source(web_app, "crawl", server.url("/"), config={"sitemaps": False})
+        act(web_app, add_source, "crawl", server.url("/"), config={"sitemaps": False})
         monitor = Monitor(web_app)
         try:
             (report,) = monitor.run_once()
@@ -466,15 +477,15 @@ def test_a_visit_out_of_time_ends_incomplete_and_the_next_ones_carry_on(
             content_type="text/html",
         )
         server.add("/small/", html('<img src="/img/5.jpg">'), content_type="text/html")
-        big = add_source(app, "url", server.url("/big/"), interval_seconds=600)
-        small = add_source(app, "url", server.url("/small/"), interval_seconds=600)
+        big = act(app, add_source, "url", server.url("/big/"), interval_seconds=600)
+        small = act(app, add_source, "url", server.url("/small/"), interval_seconds=600)
         monitor = Monitor(app, batch_size=2)
         try:
             cycles = [monitor.run_once() for _ in range(3)]
             hits_after_resumed_visits = [server.hits(f"/img/{i}.jpg") for i in range(6)]
             with app.db.session(read_only=True) as session:
                 through = session.get(Source, big.id)
-            make_due(app, big.id)  # a visit after the work was through starts from the top
+            act(app, make_due, big.id)  # a visit after the work was through starts from the top
             (again,) = monitor.run_once()
         finally:
             monitor.close()

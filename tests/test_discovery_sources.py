@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import FACES
+from conftest import FACES, act
 from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
@@ -31,8 +31,8 @@ def test_a_telegram_export_imports_with_chat_message_date_and_link(
     app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     built = build_single_chat_export(tmp_path / "ChatExport_2024-03-15")
-    create_case(app, "CASE-BIDEN")
-    add_faces(app, "CASE-BIDEN", [FACES / "biden2.jpg"])
+    act(app, create_case, "CASE-BIDEN")
+    act(app, add_faces, "CASE-BIDEN", [FACES / "biden2.jpg"])
     out = _cli(app, monkeypatch, "source", "import-telegram", str(built.root))
     (visit,) = out["visits"]
     assert visit["status"] == "done" and visit["media_new"] >= 3 and visit["matches"] >= 1
@@ -58,12 +58,12 @@ def test_a_watched_folder_picks_up_new_files_only(any_db_app: SafeEye, tmp_path:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(FACES / "obama.jpg", inbox / "a.jpg")
-    source = add_source(app, "folder", str(inbox), interval_seconds=60)
+    source = act(app, add_source, "folder", str(inbox), interval_seconds=60)
     monitor = Monitor(app)
     try:
         (first,) = monitor.run_once()
         shutil.copy(FACES / "biden.jpg", inbox / "b.jpg")
-        make_due(app, source.id)
+        act(app, make_due, source.id)
         (second,) = monitor.run_once()
     finally:
         monitor.close()
@@ -95,11 +95,11 @@ def test_a_source_that_breaks_fails_its_visit_and_the_monitor_goes_on(
     not_an_export = tmp_path / "export"
     not_an_export.mkdir()
     (not_an_export / "result.json").write_text("{ this is not json")
-    broken = add_source(app, "telegram", str(not_an_export), interval_seconds=60)
+    broken = act(app, add_source, "telegram", str(not_an_export), interval_seconds=60)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(FACES / "obama.jpg", inbox / "a.jpg")
-    add_source(app, "folder", str(inbox), interval_seconds=60)
+    act(app, add_source, "folder", str(inbox), interval_seconds=60)
     monitor = Monitor(app)
     try:
         first, second = monitor.run_once()
@@ -108,5 +108,5 @@ def test_a_source_that_breaks_fails_its_visit_and_the_monitor_goes_on(
     assert first.source_id == broken.id and first.status == "failed"
     assert first.errors[0].startswith("telegram_export")
     assert second.status == "done" and second.media_new == 1
-    listed = {s.id: s for s in list_sources(app)}
+    listed = {s.id: s for s in act(app, list_sources)}
     assert listed[broken.id].last_status == "failed" and listed[broken.id].next_due_at

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import FACES, make_app, make_settings
+from conftest import FACES, TESTER, act, make_app, make_settings
 from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
@@ -41,14 +41,14 @@ def _reference_bytes(app: SafeEye) -> bytes:
 def test_rotation_rewraps_every_key_and_the_data_stays_readable(
     app: SafeEye, tmp_path: Path
 ) -> None:
-    create_case(app, "ROT-1", "intake form")
-    add_faces(app, "ROT-1", [FACES / "obama.jpg"])
+    act(app, create_case, "ROT-1", "intake form")
+    act(app, add_faces, "ROT-1", [FACES / "obama.jpg"])
     old_key = read_key_file(app.settings.master_key_path)
     app.db.flush_deleted()
     backup = tmp_path / "backup.db"
     shutil.copy(_sqlite_file(app), backup)  # a backup made before the rotation
 
-    report = rotate_master_key(app)
+    report = rotate_master_key(app, TESTER)
 
     assert report.case_keys == 1 and report.service_keys == 5
     new_key = read_key_file(app.settings.master_key_path)
@@ -73,8 +73,8 @@ def test_rotation_rewraps_every_key_and_the_data_stays_readable(
 def test_an_interrupted_rotation_is_finished_at_the_next_start(
     app: SafeEye, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_case(app, "ROT-2")
-    add_faces(app, "ROT-2", [FACES / "obama.jpg"])
+    act(app, create_case, "ROT-2")
+    act(app, add_faces, "ROT-2", [FACES / "obama.jpg"])
     import safeeye.keyring as keyring
 
     def crash(*_args: object) -> None:
@@ -82,7 +82,7 @@ def test_an_interrupted_rotation_is_finished_at_the_next_start(
 
     monkeypatch.setattr(keyring, "replace_key_file", crash)
     with pytest.raises(KeyboardInterrupt):
-        rotate_master_key(app)
+        rotate_master_key(app, TESTER)
     monkeypatch.undo()
     assert pending_key_path(app.settings.master_key_path).exists()
     restarted = make_app(app.settings)
@@ -100,9 +100,9 @@ def test_a_key_from_the_environment_rotates_into_a_named_file(
     settings = make_settings(tmp_path / "data", master_key=base64.b64encode(old).decode())
     app = make_app(settings)
     try:
-        create_case(app, "ROT-ENV")
+        act(app, create_case, "ROT-ENV")
         with pytest.raises(ConfigError, match="--output"):
-            rotate_master_key(app)
+            rotate_master_key(app, TESTER)
         monkeypatch.setitem(cli._state, "app", app)
         out = tmp_path / "new.key"
         result = CliRunner().invoke(cli.app, ["key", "rotate", "--output", str(out), "--json"])
@@ -113,7 +113,7 @@ def test_a_key_from_the_environment_rotates_into_a_named_file(
 
 
 def test_a_missing_master_key_beside_an_existing_database_is_an_error(app: SafeEye) -> None:
-    create_case(app, "KEY-LOST")
+    act(app, create_case, "KEY-LOST")
     app.close()
     app.settings.master_key_path.unlink()
     with pytest.raises(ConfigError, match="missing but the database exists"):
@@ -127,8 +127,8 @@ def test_data_dir_database_and_key_are_private_whatever_existed(tmp_path: Path) 
     data.chmod(0o755)
     app = make_app(make_settings(data))
     try:
-        create_case(app, "PRIV-1")
-        add_faces(app, "PRIV-1", [FACES / "obama.jpg"])
+        act(app, create_case, "PRIV-1")
+        act(app, add_faces, "PRIV-1", [FACES / "obama.jpg"])
     finally:
         app.close()
     _sqlite_file(app).chmod(0o644)

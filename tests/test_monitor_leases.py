@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from conftest import make_app, make_settings
+from conftest import act, make_app, make_settings
 from hostile_server import Handler, HostileHandler, HostileServer, send
 from safeeye.app import SafeEye
 from safeeye.db.models import AuditEvent, Source, Visit
@@ -119,7 +119,7 @@ def test_a_second_monitor_leaves_a_source_alone_while_another_visits_it(
     two_apps: tuple[SafeEye, SafeEye], site: HostileServer
 ) -> None:
     first_app, second_app = two_apps
-    source = add_source(first_app, "url", site.url("/"), interval_seconds=600)
+    source = act(first_app, add_source, "url", site.url("/"), interval_seconds=600)
     # A lease far shorter than the stall: only the heartbeat keeps the source.
     first = Monitor(first_app, lease=timedelta(seconds=1), heartbeat_seconds=0.2)
     second = Monitor(second_app)
@@ -146,7 +146,7 @@ def test_a_stalled_monitor_loses_its_source_and_records_nothing_over_the_new_vis
     two_apps: tuple[SafeEye, SafeEye], site: HostileServer
 ) -> None:
     first_app, second_app = two_apps
-    source = add_source(first_app, "url", site.url("/"), interval_seconds=600)
+    source = act(first_app, add_source, "url", site.url("/"), interval_seconds=600)
     # A monitor that stops renewing (a frozen machine): its lease runs out mid-visit.
     stalled = Monitor(first_app, lease=timedelta(seconds=0.5), heartbeat_seconds=3600)
     second = Monitor(second_app)
@@ -174,7 +174,7 @@ def test_two_monitors_racing_over_one_source_never_visit_it_at_once(
 ) -> None:
     for i in range(IMAGES):
         site.route(f"/img/{i}.jpg", slow(noise_jpeg(i), 0.1))
-    add_source(two_apps[0], "url", site.url("/"), interval_seconds=1)
+    act(two_apps[0], add_source, "url", site.url("/"), interval_seconds=1)
     monitors = [Monitor(app, lease=timedelta(seconds=2), heartbeat_seconds=0.3) for app in two_apps]
     stop = threading.Event()
     failures: list[BaseException] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import FACES
+from conftest import FACES, act
 from safeeye.app import SafeEye
 from safeeye.cases.sealing import open_reference_hash, open_reference_hashes
 from safeeye.cases.service import add_faces, add_known, create_case, purge_case
@@ -41,7 +41,7 @@ def monitor(app: SafeEye, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``safeeye discover`` in another process on the same data dir, watching a folder."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    add_source(app, "folder", str(inbox), interval_seconds=1)
+    act(app, add_source, "folder", str(inbox), interval_seconds=1)
     env = {**os.environ, "SAFEEYE_DATA_DIR": str(app.settings.data_dir), "SAFEEYE_ACTOR": "mon"}
     process = subprocess.Popen(
         [sys.executable, "-c", "from safeeye.cli import app; app()", "discover"],
@@ -122,11 +122,11 @@ STORED_AS_IS = ("code", "wrapped key", "sealed", "content digest", "matched medi
 def test_a_purge_leaves_no_byte_of_the_case_in_the_data_dir(
     app: SafeEye, monitor: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
-    create_case(app, CODE, CONSENT)
-    add_faces(app, CODE, [FACES / "obama.jpg"])
-    add_known(app, CODE, [FACES / "obama2.jpg"])
-    create_case(app, "OTHER-1")  # another case stays readable
-    add_faces(app, "OTHER-1", [FACES / "biden2.jpg"])
+    act(app, create_case, CODE, CONSENT)
+    act(app, add_faces, CODE, [FACES / "obama.jpg"])
+    act(app, add_known, CODE, [FACES / "obama2.jpg"])
+    act(app, create_case, "OTHER-1")  # another case stays readable
+    act(app, add_faces, "OTHER-1", [FACES / "biden2.jpg"])
     leaked = tmp_path / "leaked.jpg"
     shutil.copy(FACES / "obama3.jpg", leaked)
     (result,) = Scanner(app).scan_paths([leaked])
@@ -140,7 +140,7 @@ def test_a_purge_leaves_no_byte_of_the_case_in_the_data_dir(
     assert {n for n in needles if n.startswith(STORED_AS_IS)} <= before
     assert not {n for n in needles if n.startswith(("consent", "reference", "pdq"))} & before
 
-    purge_case(app, CODE)
+    act(app, purge_case, CODE)
 
     assert monitor.poll() is None  # the monitor kept the database open all along
     leftovers = []

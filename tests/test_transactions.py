@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from conftest import TESTER
 from safeeye.app import SafeEye
 from safeeye.db.models import AuditEvent, Media, Sighting
 from safeeye.pipeline.analyze import MediaAnalysis
@@ -37,20 +38,20 @@ def test_a_failure_after_a_savepoint_rolls_back_the_whole_unit_of_work(
 ) -> None:
     app = any_db_app
     before = _counts(app)
-    with pytest.raises(_Boom), app.db.session() as session:
+    with pytest.raises(_Boom), app.work(TESTER) as work:
         # store_media and store_sighting each use a savepoint (begin_nested) internally.
-        media = store_media(app, session, None, _analysis("a" * 64))
-        store_sighting(session, media, _analysis("a" * 64), SightingFacts(location="x"))
-        app.audit.append(session, "test", "media.scanned", "media", media.id if media else None)
+        media = store_media(work, None, _analysis("a" * 64))
+        store_sighting(work.session, media, _analysis("a" * 64), SightingFacts(location="x"))
+        work.audit("media.scanned", "media", media.id if media else None)
         raise _Boom
     assert _counts(app) == before
 
 
 def test_the_unit_of_work_commits_everything_on_success(any_db_app: SafeEye) -> None:
     app = any_db_app
-    with app.db.session() as session:
-        media = store_media(app, session, None, _analysis("b" * 64))
-        store_sighting(session, media, _analysis("b" * 64), SightingFacts(location="y"))
+    with app.work(TESTER) as work:
+        media = store_media(work, None, _analysis("b" * 64))
+        store_sighting(work.session, media, _analysis("b" * 64), SightingFacts(location="y"))
     media_rows, sightings, _ = _counts(app)
     assert (media_rows, sightings) == (1, 1)
 
@@ -63,10 +64,10 @@ def test_two_writers_on_sqlite_wait_for_each_other_instead_of_failing(app: SafeE
         try:
             start.wait()
             for i in range(20):
-                with app.db.session() as session:
+                with app.work(TESTER) as work:
                     # Read first, then write: the pattern that fails with a deferred BEGIN.
-                    session.execute(select(func.count(Media.id))).scalar_one()
-                    store_media(app, session, None, _analysis(f"{n}{i:063d}"))
+                    work.session.execute(select(func.count(Media.id))).scalar_one()
+                    store_media(work, None, _analysis(f"{n}{i:063d}"))
         except BaseException as exc:
             errors.append(exc)
 

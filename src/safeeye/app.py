@@ -1,22 +1,29 @@
-"""The running service: settings, database, blob store, keys and audit log, built once."""
+"""The running service: settings, database, keys, blob store and audit log.
+
+Building a ``SafeEye`` touches nothing: no migration, no key file. ``init()`` sets a data dir up
+(idempotent, safe when several processes start at once); the keys are read on first use.
+"""
 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from safeeye.audit import AuditLog, CheckpointStore
 from safeeye.config import Settings
-from safeeye.db.session import Database, migrate
+from safeeye.db.session import Database
 from safeeye.errors import ConfigError
 from safeeye.keyring import Keyring, finish_rotation
-from safeeye.storage import BlobStore
+from safeeye.storage import BlobStore, open_blob_store
+from safeeye.work import Actor, Work
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from safeeye.bootstrap import InitReport
     from safeeye.matching.matcher import Matcher
     from safeeye.pipeline.detectors import Detectors
 
@@ -24,25 +31,70 @@ if TYPE_CHECKING:
 class SafeEye:
     """The service container handed to the CLI, the web app and the workers."""
 
-    def __init__(self, settings: Settings, *, actor: str | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.ensure_data_dir()
-        self.db = Database(settings.database, migrate_schema=False)
-        master = _master_key(settings, self.db)
-        if settings.master_key is None and self.db.has_schema():
+        self.db = Database(settings.database)
+
+    def init(self) -> InitReport:
+        """Create what is missing (data dir, master key, schema, service keys); see
+        ``bootstrap.initialize``."""
+        from safeeye.bootstrap import initialize
+
+        report = initialize(self)
+        self.__dict__.pop("keys", None)
+        return report
+
+    @contextmanager
+    def work(self, actor: Actor, *, read_only: bool = False) -> Iterator[Work]:
+        """One unit of work for ``actor``: everything done in it commits together, or nothing."""
+        work = Work(self, self.db.session_factory(read_only)(), actor)
+        try:
+            yield work
+            work.session.commit()
+        except BaseException:
+            work.session.rollback()
+            raise
+        finally:
+            work.session.close()
+        work._run_after_commit()
+
+    def call(self, actor: Actor, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``service(work, *args, **kwargs)`` in a unit of work of its own, as ``actor``."""
+        with self.work(actor) as work:
+            return service(work, *args, **kwargs)
+
+    @cached_property
+    def keys(self) -> Keyring:
+        """The keyring, opened with the master key (``ConfigError`` before ``init``)."""
+        settings = self.settings
+        try:
+            master = settings.load_master_key(create=False)
+        except ConfigError as exc:
+            if exc.code != "no_master_key":
+                raise
+            raise ConfigError(
+                "safeeye is not set up in this data dir (no master key): run `safeeye init`",
+                code="not_initialized",
+            ) from exc
+        if settings.master_key is None:
             master = finish_rotation(settings.master_key_path, self._opens) or master
-        migrate(self.db.engine, master)
-        make_private(settings)
-        self.keys = _keyring(self.db, master)
-        self.blobs = BlobStore(settings.blob_dir, self.keys.blob_address)
-        self.audit = AuditLog(
-            self.keys, CheckpointStore(settings.audit_checkpoint_path, settings.audit_witness)
-        )
-        self.actor = actor or settings.actor or f"cli:{_login()}"
+        with self.db.session(read_only=True) as session:
+            return Keyring.open(session, master)
 
     def _opens(self, master: bytes) -> bool:
         with self.db.session(read_only=True) as session:
             return Keyring.opens(session, master)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return open_blob_store(self.settings, self.keys.blob_address)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        settings = self.settings
+        return AuditLog(
+            self.keys, CheckpointStore(settings.audit_checkpoint_path, settings.audit_witness)
+        )
 
     @cached_property
     def detectors(self) -> Detectors:
@@ -60,47 +112,9 @@ class SafeEye:
         self.db.dispose()
 
 
-def _master_key(settings: Settings, db: Database) -> bytes:
-    """The master key; a missing key file beside an existing database is an error, never a
-    new key (a new key would open nothing, and the data would look lost)."""
-    try:
-        return settings.load_master_key(create=False)
-    except ConfigError as exc:
-        if exc.code != "no_master_key":
-            raise
-    if db.has_schema():
-        raise ConfigError(
-            f"{settings.master_key_path.name} is missing but the database exists: restore the "
-            "key from its backup (or set SAFEEYE_MASTER_KEY); a new key cannot open this data",
-            code="no_master_key",
-        )
-    return settings.load_master_key(create=True)
-
-
-def _keyring(db: Database, master: bytes) -> Keyring:
-    for attempt in range(2):
-        try:
-            with db.session() as session:
-                return Keyring.load(session, master)
-        except DBIntegrityError:  # another process stored the keys first: load theirs
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def make_private(settings: Settings) -> None:
-    """Data dir, blob and temp folders 0700; database and key files 0600, whatever they were."""
-    settings.ensure_data_dir()
-    for folder in (settings.blob_dir,):
-        folder.mkdir(exist_ok=True, mode=0o700)
-        folder.chmod(0o700)
-    files = [settings.master_key_path]
-    if settings.database.startswith("sqlite:///"):
-        db_file = Path(settings.database.removeprefix("sqlite:///"))
-        files += [db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")]
-    for path in files:
-        if path.exists():
-            path.chmod(0o600)
+def console_actor(settings: Settings) -> Actor:
+    """Whoever runs a command on this machine: ``SAFEEYE_ACTOR`` or ``cli:<login>``."""
+    return Actor.operator(settings.actor or f"cli:{_login()}")
 
 
 def _login() -> str:

@@ -35,9 +35,11 @@ from sqlalchemy.orm import Session
 from safeeye.crypto import seal, unseal
 from safeeye.db.models import AuditEvent, AuditHead, Case, Media, Source
 from safeeye.db.types import utcnow
+from safeeye.work import Role
 
 if TYPE_CHECKING:
     from safeeye.keyring import Keyring
+    from safeeye.work import Work
 
 GENESIS = "0" * 64
 #: Actions whose checkpoint goes to the witness at once (others at most once a minute).
@@ -480,3 +482,17 @@ def _write_atomically(path: Path, text: str, *, durable: bool) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def verify_log(work: Work, extra: list[Checkpoint] | None = None) -> AuditReport:
+    """The verification of the whole log (and of checkpoints an auditor kept)."""
+    work.require(Role.AUDITOR, action="verify the audit log")
+    return work.app.audit.verify(work.session, extra)
+
+
+def export_checkpoint(work: Work) -> Checkpoint:
+    """A signed checkpoint of the log as it is now, kept, witnessed and itself audited."""
+    work.require(Role.AUDITOR, action="export audit checkpoints")
+    made = work.app.audit.checkpoint(work.session)
+    work.audit("audit.checkpoint", "audit", made.seq)
+    return made

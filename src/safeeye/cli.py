@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from safeeye.config import Settings
-from safeeye.errors import SafeEyeError
+from safeeye.errors import SafeEyeError, ValidationError
 
 app = typer.Typer(
     no_args_is_help=True, help="safeeye: find a victim's images online and get them deleted."
@@ -30,6 +31,7 @@ key_app = typer.Typer(no_args_is_help=True, help="The master key that wraps ever
 app.add_typer(key_app, name="key")
 
 console = Console(stderr=True)
+T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 _state: dict[str, Any] = {}
 
@@ -56,11 +58,35 @@ def main(
 
 
 def _app() -> Any:
+    """The service, set up on first use (the embedded defaults need no separate step)."""
     from safeeye.app import SafeEye
 
     if "app" not in _state:
-        _state["app"] = SafeEye(_state.get("settings") or Settings.load())
+        safe = SafeEye(_state.get("settings") or Settings.load())
+        try:
+            safe.init()
+        except SafeEyeError as exc:
+            _fail(exc, False)
+        _state["app"] = safe
     return _state["app"]
+
+
+def _actor() -> Any:
+    from safeeye.app import console_actor
+
+    return console_actor(_app().settings)
+
+
+def _call(
+    as_json: bool, service: Callable[..., T], *args: Any, read_only: bool = False, **kwargs: Any
+) -> T:
+    """Run a domain service in one unit of work as the console's actor; a typed error is
+    printed and ends the command (exit 2)."""
+    try:
+        with _app().work(_actor(), read_only=read_only) as work:
+            return service(work, *args, **kwargs)
+    except SafeEyeError as exc:
+        _fail(exc, as_json)
 
 
 def visible(value: object) -> str:
@@ -87,7 +113,7 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def _fail(exc: SafeEyeError, as_json: bool) -> None:
+def _fail(exc: SafeEyeError, as_json: bool) -> NoReturn:
     if as_json:
         _emit({"error": exc.as_text()})
     else:
@@ -106,12 +132,9 @@ def case_create(
     """Register a victim under a pseudonymous CODE (never a name)."""
     from safeeye.cases.service import create_case
 
-    try:
-        case = create_case(_app(), code, consent)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
+    case = _call(as_json, create_case, code, consent)
     if as_json:
-        _emit({"code": case.code, "status": case.status, "consent": consent})
+        _emit({"id": case.id, "code": case.code, "status": case.status, "consent": consent})
     else:
         _say("case ", (visible(case.code), "bold"), " created")
 
@@ -137,10 +160,7 @@ def case_add_face(
     """Add face reference photos of the victim to case CODE."""
     from safeeye.cases.service import add_faces
 
-    try:
-        outcomes = add_faces(_app(), code, photos)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
+    outcomes = _call(as_json, add_faces, code, photos)
     _print_outcomes(outcomes, as_json)
     if all(o.error for o in outcomes):
         raise typer.Exit(1)
@@ -155,10 +175,7 @@ def case_add_known(
     """Add known original images or videos to case CODE (matched by exact and perceptual hash)."""
     from safeeye.cases.service import add_known
 
-    try:
-        outcomes = add_known(_app(), code, media)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
+    outcomes = _call(as_json, add_known, code, media)
     _print_outcomes(outcomes, as_json)
     if all(o.error for o in outcomes):
         raise typer.Exit(1)
@@ -169,7 +186,7 @@ def case_list(as_json: JsonOpt = False) -> None:
     """List every case with its reference and match counts."""
     from safeeye.cases.service import list_cases
 
-    cases = list_cases(_app())
+    cases = _call(as_json, list_cases, read_only=True)
     if as_json:
         _emit([asdict(c) for c in cases])
         return
@@ -196,10 +213,7 @@ def case_rematch(
     """Match everything scanned so far against the case's references (after adding some)."""
     from safeeye.pipeline.rematch import rematch_archive
 
-    try:
-        report = rematch_archive(_app(), code)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
+    report = _call(as_json, rematch_archive, code)
     if as_json:
         _emit(asdict(report))
     else:
@@ -217,10 +231,8 @@ def case_purge(
 
     if not yes and not as_json and not typer.confirm(f"Purge case {code}? This cannot be undone"):
         raise typer.Exit(1)
-    try:
-        counts = purge_case(_app(), code)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
+    report = _call(as_json, purge_case, code)
+    counts = {"references": report.references, "blobs": report.blobs, "media": report.media}
     if as_json:
         _emit({"code": code, "status": "purged", **counts})
     else:
@@ -238,7 +250,7 @@ def scan(
     """Scan images and videos: hashes, faces, sexual content; match them against every case."""
     from safeeye.pipeline.scan import Scanner
 
-    scanner = Scanner(_app(), workers=workers)
+    scanner = Scanner(_app(), workers=workers, actor=_actor())
     try:
         results = scanner.scan_inputs(inputs)
     finally:
@@ -270,15 +282,13 @@ def audit_verify(
 ) -> None:
     """Check the whole chain and the signed checkpoints; exit 1 naming what is wrong (an edited,
     removed or reordered event, an emptied log, a database rolled back behind a checkpoint)."""
-    from safeeye.audit import read_checkpoint
+    from safeeye.audit import read_checkpoint, verify_log
 
-    safe = _app()
     try:
         extra = [read_checkpoint(path) for path in checkpoint or []]
     except ValueError as exc:
-        _fail(SafeEyeError(str(exc), code="invalid"), as_json)
-    with safe.db.session(read_only=True) as session:
-        report = safe.audit.verify(session, extra)
+        _fail(ValidationError(str(exc)), as_json)
+    report = _call(as_json, verify_log, extra, read_only=True)
     if as_json:
         _emit(asdict(report))
     elif report.ok:
@@ -298,10 +308,9 @@ def audit_checkpoint(
 ) -> None:
     """Sign a checkpoint of the log as it is now (kept outside the database and sent to the
     witness); an auditor who keeps it can later show the log was not rolled back."""
-    safe = _app()
-    with safe.db.session() as session:
-        made = safe.audit.checkpoint(session)
-        safe.audit.append(session, safe.actor, "audit.checkpoint", "audit", made.seq)
+    from safeeye.audit import export_checkpoint
+
+    made = _call(as_json, export_checkpoint)
     data = made.to_json()
     if output is not None:
         output.write_text(json.dumps(data, indent=2) + "\n")
@@ -327,7 +336,7 @@ def key_rotate(
     from safeeye.keyring import rotate_master_key
 
     try:
-        report = rotate_master_key(_app(), output)
+        report = rotate_master_key(_app(), _actor(), output)
     except SafeEyeError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -342,7 +351,7 @@ def key_rotate(
 def _visit_now(source_id: int) -> Any:
     from safeeye.ingest.monitor import Monitor
 
-    monitor = Monitor(_app())
+    monitor = Monitor(_app(), actor=_actor())
     try:
         return monitor.visit(source_id)
     finally:
@@ -415,23 +424,24 @@ def source_add(
 
     try:
         interval = parse_interval(every) if every else None
-        if Path(target).expanduser().is_dir():
-            source = add_source(_app(), "folder", target, interval_seconds=interval)
-        else:
-            config: dict[str, Any] = {"obey_robots": not no_robots}
-            if crawl:
-                config.update(
-                    depth=depth, max_pages=max_pages, include=scope or [], exclude=exclude or []
-                )
-            source = add_source(
-                _app(),
-                "crawl" if crawl else "url",
-                target,
-                config=config,
-                interval_seconds=interval,
-            )
     except SafeEyeError as exc:
         _fail(exc, as_json)
+    if Path(target).expanduser().is_dir():
+        source = _call(as_json, add_source, "folder", target, interval_seconds=interval)
+    else:
+        config: dict[str, Any] = {"obey_robots": not no_robots}
+        if crawl:
+            config.update(
+                depth=depth, max_pages=max_pages, include=scope or [], exclude=exclude or []
+            )
+        source = _call(
+            as_json,
+            add_source,
+            "crawl" if crawl else "url",
+            target,
+            config=config,
+            interval_seconds=interval,
+        )
     if as_json:
         _emit(
             {
@@ -458,8 +468,10 @@ def source_import_telegram(
     from safeeye.ingest.service import add_source
 
     usernames = dict(item.split("=", 1) for item in (username or []) if "=" in item)
+    source = _call(
+        as_json, add_source, "telegram", str(export_dir), config={"usernames": usernames}
+    )
     try:
-        source = add_source(_app(), "telegram", str(export_dir), config={"usernames": usernames})
         report = _visit_now(source.id)
     except SafeEyeError as exc:
         _fail(exc, as_json)
@@ -485,8 +497,8 @@ def source_upload(
             if line.strip() and not line.startswith("#")
         ]
     config = {"files": [str(f.resolve()) for f in files or []], "urls": urls}
+    source = _call(as_json, add_source, "upload", "upload", config=config)
     try:
-        source = add_source(_app(), "upload", "upload", config=config)
         report = _visit_now(source.id)
     except SafeEyeError as exc:
         _fail(exc, as_json)
@@ -498,7 +510,7 @@ def source_list(as_json: JsonOpt = False) -> None:
     """Every source with when it is due and what its last visit found."""
     from safeeye.ingest.service import list_sources
 
-    sources = list_sources(_app())
+    sources = _call(as_json, list_sources, read_only=True)
     if as_json:
         _emit([asdict(s) for s in sources])
         return
@@ -527,7 +539,7 @@ def discover(
 
     from safeeye.ingest.monitor import Monitor
 
-    monitor = Monitor(_app())
+    monitor = Monitor(_app(), actor=_actor())
     try:
         if once:
             _print_visits(monitor.run_once(), as_json)
@@ -555,7 +567,7 @@ def demo(as_json: JsonOpt = False) -> None:
     """Register a demo case from the fixture photos and scan the fixture photos and video."""
     from safeeye.demo import run_demo
 
-    _emit(run_demo(_app())) if as_json else run_demo(_app(), console=Console())
+    _emit(run_demo(_app(), _actor())) if as_json else run_demo(_app(), _actor(), Console())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, add_known, create_case, get_case
 from safeeye.errors import NotFoundError
 from safeeye.pipeline.scan import Scanner
+from safeeye.work import Actor, Work
 
 #: case code -> (face reference photos, known media), paths under tests/fixtures
 DEMO_CASES = {
@@ -52,24 +53,23 @@ def reupload_of(known: Path, folder: Path) -> Path:
     return path
 
 
-def _register(app: SafeEye, fixtures: Path) -> None:
+def _register(work: Work, fixtures: Path) -> None:
     for code, (faces, known) in DEMO_CASES.items():
-        with app.db.session() as session:
-            try:
-                get_case(session, code)
-                continue
-            except NotFoundError:
-                pass
-        create_case(app, code, consent_basis="demo: public-figure test photos")
-        add_faces(app, code, [fixtures / p for p in faces])
-        add_known(app, code, [fixtures / p for p in known])
+        try:
+            get_case(work.session, code)
+            continue
+        except NotFoundError:
+            pass
+        create_case(work, code, consent_basis="demo: public-figure test photos")
+        add_faces(work, code, [fixtures / p for p in faces])
+        add_known(work, code, [fixtures / p for p in known])
 
 
-def run_demo(app: SafeEye, console: Console | None = None) -> dict[str, Any]:
+def run_demo(app: SafeEye, actor: Actor, console: Console | None = None) -> dict[str, Any]:
     """Register (once) the demo cases and scan the demo inputs; returns what was found."""
     fixtures = find_fixtures()
-    _register(app, fixtures)
-    scanner = Scanner(app)
+    app.call(actor, _register, fixtures)
+    scanner = Scanner(app, actor=actor)
     with tempfile.TemporaryDirectory(prefix="safeeye-demo-") as tmp:
         inputs = [fixtures / p for p in SCAN]
         inputs.append(reupload_of(fixtures / DEMO_CASES["DEMO-OBAMA"][1][0], Path(tmp)))

@@ -58,6 +58,18 @@ class ConflictError(SafeEyeError):
     code = "conflict"
 
 
+class ValidationError(SafeEyeError):
+    """A request that cannot be carried out as given (a malformed code, URL or interval)."""
+
+    code = "invalid"
+
+
+class PermissionDenied(SafeEyeError):
+    """The actor's role does not allow this action."""
+
+    code = "forbidden"
+
+
 class FetchError(SafeEyeError):
     """A URL could not be fetched safely."""
 

@@ -27,6 +27,7 @@ from safeeye.errors import ConfigError, ConflictError, IntegrityError
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
+    from safeeye.work import Actor
 
 #: The service keys and what each protects.
 SERVICE_KEYS: Mapping[str, str] = {
@@ -63,8 +64,22 @@ class Keyring:
         self._service = dict(service)
 
     @classmethod
-    def load(cls, session: Session, master_key: bytes) -> Keyring:
-        """The keyring in the database, created on first use.
+    def open(cls, session: Session, master_key: bytes) -> Keyring:
+        """The keyring in the database (``ConfigError`` when keys are missing or the master key
+        does not open them)."""
+        return cls.load(session, master_key, create=False)
+
+    @staticmethod
+    def stored_names(session: Session) -> list[str]:
+        return list(session.execute(select(ServiceKey.name)).scalars())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._service)
+
+    @classmethod
+    def load(cls, session: Session, master_key: bytes, *, create: bool = True) -> Keyring:
+        """The keyring in the database; ``create`` makes the missing service keys.
 
         A database that already holds data from before service keys were stored gets the keys
         that were then derived from the master key, so its data stays readable; a new one gets
@@ -81,6 +96,10 @@ class Keyring:
                     "SAFEEYE_MASTER_KEY for this data"
                 ) from exc
         missing = [name for name in SERVICE_KEYS if name not in service]
+        if missing and not create:
+            raise ConfigError(
+                "this database has no keys yet: run `safeeye init`", code="not_initialized"
+            )
         if missing:
             legacy = not rows and _holds_data(session)
             for name in missing:
@@ -185,7 +204,7 @@ def pending_key_path(key_file: Path) -> Path:
     return key_file.with_name(key_file.name + ".new")
 
 
-def rotate_master_key(app: SafeEye, output: Path | None = None) -> RotationReport:
+def rotate_master_key(app: SafeEye, actor: Actor, output: Path | None = None) -> RotationReport:
     """Re-wrap every key under a new master key, then destroy the old key file.
 
     The new key is written beside the old one first, so a crash at any point leaves a key
@@ -207,11 +226,9 @@ def rotate_master_key(app: SafeEye, output: Path | None = None) -> RotationRepor
     if not write_key_file(pending, new):
         raise ConflictError(f"{pending.name} exists: an earlier rotation did not finish")
     try:
-        with app.db.session() as session:
-            keyring, report = app.keys.rotate(session, new)
-            app.audit.append(
-                session,
-                app.actor,
+        with app.work(actor) as work:
+            keyring, report = app.keys.rotate(work.session, new)
+            work.audit(
                 "key.rotated",
                 "keyring",
                 keyring.fingerprint,
@@ -224,7 +241,7 @@ def rotate_master_key(app: SafeEye, output: Path | None = None) -> RotationRepor
         os.replace(pending, target)
     else:
         replace_key_file(target, pending)
-    app.keys = keyring
+    app.__dict__["keys"] = keyring
     return replace(report, key_location=str(target.name if not from_env else target))
 
 

@@ -1,4 +1,8 @@
-"""Case operations shared by the CLI, the web app and the workers (no HTTP, no printing)."""
+"""Cases: registration under a pseudonymous code, consent, references, purge.
+
+Every function takes the caller's unit of work (``Work``): the session, and the actor whose
+role is checked and who is named in the audit log. Nothing here prints or knows HTTP.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from safeeye.app import SafeEye
 from safeeye.cases.sealing import (
     reference_digest,
     seal_consent,
@@ -30,12 +33,13 @@ from safeeye.db.models import (
     UrlState,
 )
 from safeeye.db.types import utcnow
-from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError
+from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError, ValidationError
 from safeeye.matching.local_features import LocalFeatures, extract_features
 from safeeye.matching.variants import known_hashes
 from safeeye.media.decode import open_media
 from safeeye.signals.hashes import ContentHashes, hash_file
 from safeeye.signals.pdq import pdq_hash
+from safeeye.work import Role, Work
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
@@ -54,12 +58,26 @@ class ReferenceOutcome:
 
 @dataclass(frozen=True)
 class CaseSummary:
+    """A case as the CLI, the web pages and the API show it (never its key or consent text)."""
+
+    id: int
     code: str
     status: str
+    consent: bool
     face_references: int
     known_references: int
     matches: int
     created_at: str
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What a purge destroyed."""
+
+    code: str
+    references: int
+    media: int
+    blobs: int
 
 
 def get_case(session: Session, code: str) -> Case:
@@ -76,134 +94,145 @@ def _open_case(session: Session, code: str) -> Case:
     return case
 
 
-def create_case(app: SafeEye, code: str, consent_basis: str | None = None) -> Case:
+def create_case(work: Work, code: str, consent_basis: str | None = None) -> CaseSummary:
     """Register a victim under ``code`` (pseudonymous: never a name) with a fresh data key."""
+    work.require(Role.COUNSELOR, action="create cases")
     if not CODE_PATTERN.match(code):
-        raise SafeEyeError(
-            "a case code is 2–64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            code="invalid",
+        raise ValidationError(
+            "a case code is 2–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
-    with app.db.session() as session:
-        if session.execute(select(Case.id).where(Case.code == code)).first():
-            raise ConflictError(f"a case with code {code!r} exists already")
-        case = Case(code=code, status="open")
-        if consent_basis:
-            case.consent_at = utcnow()
-        session.add(case)
-        session.flush()
-        key, case.wrapped_key = app.keys.new_case_key(case.id)
-        if consent_basis:
-            case.consent_sealed = seal_consent(key, case.id, consent_basis)
-        app.audit.append(
-            session,
-            app.actor,
-            "case.created",
-            "case",
-            case.id,
-            {"consent": bool(consent_basis)},
-            case=(case.id, key),
-            private={"code": code},
+    session = work.session
+    if session.execute(select(Case.id).where(Case.code == code)).first():
+        raise ConflictError(f"a case with code {code!r} exists already")
+    case = Case(code=code, status="open")
+    if consent_basis:
+        case.consent_at = utcnow()
+    session.add(case)
+    session.flush()
+    key, case.wrapped_key = work.app.keys.new_case_key(case.id)
+    if consent_basis:
+        case.consent_sealed = seal_consent(key, case.id, consent_basis)
+    work.audit(
+        "case.created",
+        "case",
+        case.id,
+        {"consent": bool(consent_basis)},
+        case=(case.id, key),
+        private={"code": code},
+    )
+    return _summaries(session, [case])[0]
+
+
+def list_cases(work: Work) -> list[CaseSummary]:
+    """Every case, oldest first (purged ones as tombstones)."""
+    work.require(Role.COUNSELOR, Role.REVIEWER, Role.AUDITOR, action="list cases")
+    cases = list(work.session.execute(select(Case).order_by(Case.id)).scalars())
+    return _summaries(work.session, cases)
+
+
+def _summaries(session: Session, cases: list[Case]) -> list[CaseSummary]:
+    ids = [case.id for case in cases]
+    counts = dict(
+        session.execute(
+            select(Match.case_id, func.count(Match.id))
+            .where(Match.case_id.in_(ids))
+            .group_by(Match.case_id)
+        ).all()
+    )
+    refs: dict[tuple[int, str], int] = {
+        (case_id, kind): n
+        for case_id, kind, n in session.execute(
+            select(Reference.case_id, Reference.kind, func.count(Reference.id))
+            .where(Reference.case_id.in_(ids))
+            .group_by(Reference.case_id, Reference.kind)
         )
-    return case
-
-
-def list_cases(app: SafeEye) -> list[CaseSummary]:
-    with app.db.session() as session:
-        counts = dict(
-            session.execute(
-                select(Match.case_id, func.count(Match.id)).group_by(Match.case_id)
-            ).all()
+    }
+    return [
+        CaseSummary(
+            id=case.id,
+            code=case.code,
+            status=case.status,
+            consent=case.consent_at is not None,
+            face_references=refs.get((case.id, "face"), 0),
+            known_references=refs.get((case.id, "known"), 0),
+            matches=counts.get(case.id, 0),
+            created_at=case.created_at.isoformat(),
         )
-        refs: dict[tuple[int, str], int] = {
-            (case_id, kind): n
-            for case_id, kind, n in session.execute(
-                select(Reference.case_id, Reference.kind, func.count(Reference.id)).group_by(
-                    Reference.case_id, Reference.kind
-                )
-            )
-        }
-        return [
-            CaseSummary(
-                code=case.code,
-                status=case.status,
-                face_references=refs.get((case.id, "face"), 0),
-                known_references=refs.get((case.id, "known"), 0),
-                matches=counts.get(case.id, 0),
-                created_at=case.created_at.isoformat(),
-            )
-            for case in session.execute(select(Case).order_by(Case.id)).scalars()
-        ]
+        for case in cases
+    ]
 
 
-def add_faces(app: SafeEye, code: str, photos: list[Path]) -> list[ReferenceOutcome]:
-    """Add face reference photos; each must show a face (the largest is used if several)."""
+def add_faces(work: Work, code: str, photos: list[Path]) -> list[ReferenceOutcome]:
+    """Add face reference photos; each must show a face (the largest is used if several).
+    Each photo commits on its own: a bad one is reported and the others are kept."""
+    work.require(Role.COUNSELOR, action="add references")
     outcomes = []
-    detectors = app.detectors
     for photo in photos:
         try:
-            outcomes.append(_add_face(app, code, photo, detectors))
+            outcomes.append(_add_face(work, code, photo))
+            work.commit()
         except (MediaError, OSError) as exc:
             outcomes.append(ReferenceOutcome(str(photo), None, error=_error_text(exc)))
     return outcomes
 
 
-def _add_face(app: SafeEye, code: str, photo: Path, detectors: object) -> ReferenceOutcome:
-    from safeeye.pipeline.detectors import Detectors
-
-    assert isinstance(detectors, Detectors)
+def _add_face(work: Work, code: str, photo: Path) -> ReferenceOutcome:
+    app = work.app
     content = hash_file(photo)
     with open_media(photo, app.settings.media_limits, app.settings.sampling) as media:
         if media.info.media_type != "image":
             raise MediaError("a face reference must be a photo, not a video", code="unsupported")
         frame = next(media.frames())
         format_ = media.info.format
-    faces = detectors.faces.predict(frame.image)
+    faces = app.detectors.faces.predict(frame.image)
     if not faces:
         return ReferenceOutcome(str(photo), None, error="no_face: no face was found in the photo")
     face = faces[0]
-    with app.db.session() as session:
-        case = _open_case(session, code)
-        key = app.keys.case_key(case)
-        existing = _existing_reference(session, case.id, key, "face", content.sha256)
-        if existing is not None:
-            return ReferenceOutcome(str(photo), existing, faces=1, note="already registered")
-        address = app.blobs.put_file(photo, key, f"case:{case.id}", content.sha256)
-        reference = _new_reference(session, case.id, key, "face", content, photo.name)
-        reference.media_type, reference.format, reference.blob_address = "image", format_, address
-        row = ReferenceFace(
-            reference_id=reference.id, case_id=case.id, box=list(face.box), embedding_sealed=b""
-        )
-        session.add(row)
-        session.flush()
-        row.embedding_sealed = seal(
-            key, face.embedding.astype(np.float32).tobytes(), f"face:{row.id}".encode()
-        )
-        app.audit.append(
-            session,
-            app.actor,
-            "reference.added",
-            "reference",
-            reference.id,
-            {"kind": "face", "faces_in_photo": len(faces)},
-            case=(case.id, key),
-            private={"case": code},
-        )
+    session = work.session
+    case = _open_case(session, code)
+    key = app.keys.case_key(case)
+    existing = _existing_reference(session, case.id, key, "face", content.sha256)
+    if existing is not None:
+        return ReferenceOutcome(str(photo), existing, faces=1, note="already registered")
+    address = app.blobs.put_file(photo, key, f"case:{case.id}", content.sha256)
+    reference = _new_reference(session, case.id, key, "face", content, photo.name)
+    reference.media_type, reference.format, reference.blob_address = "image", format_, address
+    row = ReferenceFace(
+        reference_id=reference.id, case_id=case.id, box=list(face.box), embedding_sealed=b""
+    )
+    session.add(row)
+    session.flush()
+    row.embedding_sealed = seal(
+        key, face.embedding.astype(np.float32).tobytes(), f"face:{row.id}".encode()
+    )
+    work.audit(
+        "reference.added",
+        "reference",
+        reference.id,
+        {"kind": "face", "faces_in_photo": len(faces)},
+        case=(case.id, key),
+        private={"case": code},
+    )
     note = f"{len(faces)} faces in the photo; the largest was used" if len(faces) > 1 else None
     return ReferenceOutcome(str(photo), reference.id, faces=1, note=note)
 
 
-def add_known(app: SafeEye, code: str, files: list[Path]) -> list[ReferenceOutcome]:
-    """Add known images or videos of the victim; they are matched by exact and perceptual hash."""
+def add_known(work: Work, code: str, files: list[Path]) -> list[ReferenceOutcome]:
+    """Add known images or videos of the victim; they are matched by exact and perceptual hash.
+    Each file commits on its own: a bad one is reported and the others are kept."""
+    work.require(Role.COUNSELOR, action="add references")
     outcomes = []
     for path in files:
         try:
-            outcomes.append(_add_known(app, code, path))
+            outcomes.append(_add_known(work, code, path))
+            work.commit()
         except (MediaError, OSError) as exc:
             outcomes.append(ReferenceOutcome(str(path), None, error=_error_text(exc)))
     return outcomes
 
 
-def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
+def _add_known(work: Work, code: str, path: Path) -> ReferenceOutcome:
+    app = work.app
     content = hash_file(path)
     rows: list[tuple[str, str, int, float]] = []  # variant, hex, quality, frame time
     features: list[LocalFeatures] = []
@@ -221,52 +250,50 @@ def _add_known(app: SafeEye, code: str, path: Path) -> ReferenceOutcome:
             else:
                 h = pdq_hash(frame.image)
                 rows.append((f"frame:{frame.reason}", h.hex, h.quality, frame.time))
-    with app.db.session() as session:
-        case = _open_case(session, code)
-        key = app.keys.case_key(case)
-        existing = _existing_reference(session, case.id, key, "known", content.sha256)
-        if existing is not None:
-            return ReferenceOutcome(str(path), existing, note="already registered")
-        address = app.blobs.put_file(path, key, f"case:{case.id}", content.sha256)
-        reference = _new_reference(session, case.id, key, "known", content, path.name)
-        reference.media_type, reference.format = info.media_type, info.format
-        reference.blob_address = address
-        hash_rows = [
-            ReferenceHash(
-                reference_id=reference.id,
-                case_id=case.id,
-                algorithm="pdq",
-                variant=variant,
-                hash_sealed=b"",
-                quality=quality,
-                frame_time=time,
-            )
-            for variant, _hex, quality, time in rows
-        ]
-        session.add_all(hash_rows)
-        session.flush()
-        for row, (_variant, hex_, _quality, _time) in zip(hash_rows, rows, strict=True):
-            row.hash_sealed = seal_reference_hash(key, row.id, hex_)
-        for feature_set in features:
-            row = ReferenceFeatures(
-                reference_id=reference.id,
-                case_id=case.id,
-                mirrored=feature_set.mirrored,
-                features_sealed=b"",
-            )
-            session.add(row)
-            session.flush()
-            row.features_sealed = seal(key, feature_set.to_bytes(), f"features:{row.id}".encode())
-        app.audit.append(
-            session,
-            app.actor,
-            "reference.added",
-            "reference",
-            reference.id,
-            {"kind": "known", "media_type": info.media_type, "hashes": len(rows)},
-            case=(case.id, key),
-            private={"case": code},
+    session = work.session
+    case = _open_case(session, code)
+    key = app.keys.case_key(case)
+    existing = _existing_reference(session, case.id, key, "known", content.sha256)
+    if existing is not None:
+        return ReferenceOutcome(str(path), existing, note="already registered")
+    address = app.blobs.put_file(path, key, f"case:{case.id}", content.sha256)
+    reference = _new_reference(session, case.id, key, "known", content, path.name)
+    reference.media_type, reference.format = info.media_type, info.format
+    reference.blob_address = address
+    hash_rows = [
+        ReferenceHash(
+            reference_id=reference.id,
+            case_id=case.id,
+            algorithm="pdq",
+            variant=variant,
+            hash_sealed=b"",
+            quality=quality,
+            frame_time=time,
         )
+        for variant, _hex, quality, time in rows
+    ]
+    session.add_all(hash_rows)
+    session.flush()
+    for row, (_variant, hex_, _quality, _time) in zip(hash_rows, rows, strict=True):
+        row.hash_sealed = seal_reference_hash(key, row.id, hex_)
+    for feature_set in features:
+        row = ReferenceFeatures(
+            reference_id=reference.id,
+            case_id=case.id,
+            mirrored=feature_set.mirrored,
+            features_sealed=b"",
+        )
+        session.add(row)
+        session.flush()
+        row.features_sealed = seal(key, feature_set.to_bytes(), f"features:{row.id}".encode())
+    work.audit(
+        "reference.added",
+        "reference",
+        reference.id,
+        {"kind": "known", "media_type": info.media_type, "hashes": len(rows)},
+        case=(case.id, key),
+        private={"case": code},
+    )
     return ReferenceOutcome(str(path), reference.id, hashes=len(rows))
 
 
@@ -302,57 +329,65 @@ def _new_reference(
     return reference
 
 
-def purge_case(app: SafeEye, code: str) -> dict[str, int]:
+def purge_case(work: Work, code: str) -> PurgeReport:
     """Destroy a case's key, references, embeddings, matches and the media no other case needs,
     so that nothing of it can be read back from the database, its log or the blob store.
 
     The case row stays as a tombstone (status "purged", its code replaced by ``purged-ID``) so
     the audit trail still resolves; what the audit log says about the case was sealed under the
-    case key and dies with it. On SQLite the write-ahead log is emptied afterwards (deleted
-    content is zeroed by ``secure_delete``); PostgreSQL needs its operator (docs/security.md).
+    case key and dies with it. Once the unit of work commits, the blobs are destroyed and, on
+    SQLite, the write-ahead log is emptied (deleted content is zeroed by ``secure_delete``);
+    PostgreSQL needs its operator (docs/security.md).
     """
-    with app.db.session() as session:
-        case = _open_case(session, code)
-        refs = list(
-            session.execute(select(Reference).where(Reference.case_id == case.id)).scalars()
-        )
-        matched_media = set(
-            session.execute(select(Match.media_id).where(Match.case_id == case.id)).scalars()
-        )
-        shared = set(
-            session.execute(
-                select(Match.media_id).where(
-                    Match.media_id.in_(matched_media), Match.case_id != case.id
-                )
-            ).scalars()
-        )
-        media_rows = list(
-            session.execute(select(Media).where(Media.id.in_(matched_media - shared))).scalars()
-        )
-        blobs = [ref.blob_address for ref in refs]
-        blobs += [m.blob_address for m in media_rows if m.blob_address]
+    work.require(Role.COUNSELOR, action="purge cases")
+    session = work.session
+    case = _open_case(session, code)
+    refs = list(session.execute(select(Reference).where(Reference.case_id == case.id)).scalars())
+    matched_media = set(
+        session.execute(select(Match.media_id).where(Match.case_id == case.id)).scalars()
+    )
+    shared = set(
         session.execute(
-            update(UrlState)
-            .where(UrlState.sha256.in_([m.sha256 for m in media_rows]))
-            .values(sha256=None)
-        )
-        session.execute(delete(Sighting).where(Sighting.media_id.in_([m.id for m in media_rows])))
-        for media in media_rows:
-            session.delete(media)
-        for ref in refs:
-            session.delete(ref)
-        session.execute(delete(Match).where(Match.case_id == case.id))
-        case.wrapped_key = case.consent_sealed = None
-        case.code = f"purged-{case.id}"
-        case.status = "purged"
-        case.purged_at = utcnow()
-        counts = {"references": len(refs), "media": len(media_rows), "blobs": 0}
-        app.audit.append(session, app.actor, "case.purged", "case", case.id, dict(counts))
-    # The rows are gone and the key with them; now the files (a blob left by a failure here is
-    # encrypted under a destroyed case key, or is media no case matches any more).
-    counts["blobs"] = sum(1 for address in blobs if app.blobs.delete(address))
-    app.db.flush_deleted()
-    return counts
+            select(Match.media_id).where(
+                Match.media_id.in_(matched_media), Match.case_id != case.id
+            )
+        ).scalars()
+    )
+    media_rows = list(
+        session.execute(select(Media).where(Media.id.in_(matched_media - shared))).scalars()
+    )
+    blobs = [ref.blob_address for ref in refs]
+    blobs += [m.blob_address for m in media_rows if m.blob_address]
+    session.execute(
+        update(UrlState)
+        .where(UrlState.sha256.in_([m.sha256 for m in media_rows]))
+        .values(sha256=None)
+    )
+    session.execute(delete(Sighting).where(Sighting.media_id.in_([m.id for m in media_rows])))
+    for media in media_rows:
+        session.delete(media)
+    for ref in refs:
+        session.delete(ref)
+    session.execute(delete(Match).where(Match.case_id == case.id))
+    case.wrapped_key = case.consent_sealed = None
+    case.code = f"purged-{case.id}"
+    case.status = "purged"
+    case.purged_at = utcnow()
+    report = PurgeReport(code, references=len(refs), media=len(media_rows), blobs=len(blobs))
+    work.audit(
+        "case.purged", "case", case.id, {"references": report.references, "media": report.media}
+    )
+    app = work.app
+
+    def destroy_files() -> None:
+        # The rows are gone and the key with them; now the files (a blob left by a failure
+        # here is encrypted under a destroyed case key, or is media no case matches any more).
+        for address in blobs:
+            app.blobs.delete(address)
+        app.db.flush_deleted()
+
+    work.after_commit(destroy_files)
+    return report
 
 
 def _error_text(exc: Exception) -> str:

@@ -101,11 +101,9 @@ def _migrating(engine: Engine, master_key: bytes | None) -> Iterator[Config]:
 class Database:
     """The engine and a session factory; ``session()`` is a unit of work that commits on success."""
 
-    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        if migrate_schema:
-            migrate(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
@@ -115,6 +113,9 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def session_factory(self, read_only: bool = False) -> sessionmaker[Session]:
+        return self._read_factory if read_only else self._factory
+
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
         """One unit of work: everything in it commits together, or nothing does.
@@ -122,7 +123,7 @@ class Database:
         ``read_only=True`` promises not to write (on SQLite it then does not wait for the write
         lock); writing in such a unit may fail with "database is locked" under contention.
         """
-        session = (self._read_factory if read_only else self._factory)()
+        session = self.session_factory(read_only)()
         try:
             yield session
             session.commit()

@@ -47,6 +47,7 @@ from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import KINDS, Candidate, VisitContext
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
+from safeeye.work import Actor
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,11 @@ class Monitor:
         lease: timedelta = LEASE,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         budget_seconds: float | None = None,
+        actor: Actor | None = None,
     ) -> None:
         self.app = app
-        self.scanner = scanner or Scanner(app)
+        self.actor = actor or Actor.system("monitor")
+        self.scanner = scanner or Scanner(app, actor=self.actor)
         settings = app.settings
         self.fetcher = fetcher or Fetcher(fetch_policy(settings))
         self.batch_size = batch_size
@@ -329,7 +332,8 @@ class Monitor:
         else:
             interval = source.interval_seconds
             next_due, resume = (now + timedelta(seconds=interval) if interval else None), None
-        with self.app.db.session() as session:
+        with self.app.work(self.actor) as work:
+            session = work.session
             lease.release(
                 session,
                 last_visit_at=now,
@@ -354,9 +358,7 @@ class Monitor:
                 )
                 .execution_options(synchronize_session=False)
             )
-            self.app.audit.append(
-                session,
-                self.app.actor,
+            work.audit(
                 "source.visited",
                 "source",
                 source.id,

@@ -26,6 +26,7 @@ from safeeye.signals.faces import Face
 from safeeye.signals.hashes import ContentHashes
 from safeeye.signals.nudity import NudityResult
 from safeeye.signals.pdq import PdqHash
+from safeeye.work import Work
 
 
 @dataclass
@@ -56,10 +57,9 @@ def find_scanned_media(session: Session, sha256: str) -> Media | None:
     return media if media is not None and media.status == "scanned" else None
 
 
-def store_media(
-    app: SafeEye, session: Session, path: Path | None, analysis: MediaAnalysis
-) -> Media | None:
+def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media | None:
     """Create or update the media row with the analysis; None for content with no bytes."""
+    app, session = work.app, work.session
     hashes = analysis.hashes
     if hashes.size == 0:
         return None
@@ -216,10 +216,9 @@ def store_sighting(
     return sighting
 
 
-def store_matches(
-    app: SafeEye, session: Session, media: Media, candidates: list[MatchCandidate]
-) -> list[StoredMatch]:
+def store_matches(work: Work, media: Media, candidates: list[MatchCandidate]) -> list[StoredMatch]:
     """Create or update one match per (media, case, kind); new matches are audited."""
+    app, session = work.app, work.session
     stored = []
     for candidate in candidates:
         case = session.get(Case, candidate.case_id)
@@ -245,9 +244,7 @@ def store_matches(
             session.add(match)
             session.flush()
             match.evidence_sealed = seal_match_evidence(key, match.id, candidate.evidence())
-            app.audit.append(
-                session,
-                app.actor,
+            work.audit(
                 "match.created",
                 "match",
                 match.id,

@@ -20,6 +20,7 @@ from safeeye.pipeline.record import (
     stored_analysis,
 )
 from safeeye.signals.hashes import ContentHashes, hash_file
+from safeeye.work import Actor
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,11 @@ class Scanner:
     ``workers``, started as files need them and kept between calls), or inline in this process
     when the settings ask for it (``analysis_isolation="inline"``: tests and debugging)."""
 
-    def __init__(self, app: SafeEye, *, workers: int | None = None) -> None:
+    def __init__(
+        self, app: SafeEye, *, workers: int | None = None, actor: Actor | None = None
+    ) -> None:
         self.app = app
+        self.actor = actor or Actor.system("scanner")
         self.workers = workers if workers is not None else app.settings.scan_workers
         self._workers: ProcessAnalyzer | None = None
 
@@ -203,15 +207,16 @@ class Scanner:
     def _record(self, path: Path, analysis: MediaAnalysis, facts: SightingFacts) -> ScanResult:
         app = self.app
         result = _result_of(str(path), analysis, app.settings.sexual_threshold)
-        with app.db.session() as session:
-            media = store_media(app, session, path, analysis)
+        with app.work(self.actor) as work:
+            session = work.session
+            media = store_media(work, path, analysis)
             sighting = store_sighting(session, media, analysis, facts)
             result.sighting_id = sighting.id
             result.new_sighting = sighting.times_seen == 1
             if media is not None:
                 result.media_id = media.id
             if media is not None and media.status == "scanned":
-                for stored in store_matches(app, session, media, app.matcher.match(analysis)):
+                for stored in store_matches(work, media, app.matcher.match(analysis)):
                     c = stored.candidate
                     result.matches.append(
                         MatchReport(
@@ -224,9 +229,7 @@ class Scanner:
                             stored.new,
                         )
                     )
-            app.audit.append(
-                session,
-                app.actor,
+            work.audit(
                 "media.scanned",
                 "sighting",
                 sighting.id,
