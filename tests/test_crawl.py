@@ -30,6 +30,7 @@ from site_fixture import (
     CDN,
     EXPECTED_MEDIA,
     FORBIDDEN_MEDIA,
+    OTHER,
     RSS,
     SITE,
     SITEMAP_IMAGES,
@@ -399,6 +400,40 @@ def test_include_patterns_limit_pages_while_the_sitemap_is_still_read():
     assert SITE + "/img/sitemap-only.jpg" in found  # listed for an included page
     assert SITE + "/img/unlinked.png" not in found  # its page is not included
     assert SITE + "/" not in site.fetched
+
+
+def test_the_start_page_is_read_outside_the_include_patterns_which_only_steer_links():
+    site = build_site()
+    scope = CrawlScope(hosts=("site.example",), include=("/gallery/**",))
+    events = run(site, scope, sitemaps=False, feeds=False)
+    visited = {e.url for e in events if isinstance(e, PageVisited)}
+    assert visited == {SITE + "/", SITE + "/gallery/"}
+    found = media_of(events)
+    assert SITE + "/img/og-cover.jpg" in found  # on the start page itself
+    assert SITE + "/gallery/g1.jpg" in found  # on a page its links led to
+    assert not site.fetched_under("/videos/") and SITE + "/about" not in site.fetched
+
+
+def test_an_excluded_start_page_is_read_and_its_excluded_links_are_not_followed():
+    site = build_site()
+    site.pages[SITE + "/private/secret.html"] = (
+        "text/html",
+        b'<img src="/img/private.jpg"><a href="/private/more.html">more</a>',
+    )
+    events = run(site, seeds=[SITE + "/private/secret.html"], sitemaps=False)
+    assert media_of(events) == {SITE + "/img/private.jpg"}
+    assert site.fetched == [SITE + "/private/secret.html"]
+
+
+def test_a_start_page_that_redirects_elsewhere_on_its_host_is_followed():
+    site = build_site()
+    site.redirects[SITE + "/start"] = SITE + "/"
+    scope = CrawlScope(hosts=("site.example",), include=("/gallery/**",))
+    events = run(site, scope, seeds=[SITE + "/start"], sitemaps=False, feeds=False)
+    assert SITE + "/gallery/g1.jpg" in media_of(events)
+    site.redirects[SITE + "/leave"] = OTHER + "/moved.html"
+    events = run(site, scope, seeds=[SITE + "/leave"], sitemaps=False)
+    assert events == [PageFailed(SITE + "/leave", "redirected out of scope")]
 
 
 def test_without_sitemaps_and_feeds_their_media_are_not_found():

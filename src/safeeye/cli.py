@@ -400,48 +400,49 @@ def _totals(reports: list[Any]) -> dict[str, int]:
 
 @source_app.command("add")
 def source_add(
-    target: Annotated[str, typer.Argument(help="A URL (page or media), or a local folder.")],
+    target: Annotated[
+        str,
+        typer.Argument(help="A URL (page or media), a local folder or a Telegram export folder."),
+    ],
     crawl: Annotated[bool, typer.Option("--crawl", help="Crawl the site from this URL.")] = False,
-    depth: Annotated[int, typer.Option(help="Crawl depth (links from the start page).")] = 3,
+    depth: Annotated[
+        int | None, typer.Option(help="Crawl depth (links from the start page; default 3).")
+    ] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="Path pattern pages must match (repeatable), e.g. '/gallery/**'."),
+        typer.Option(
+            help="Path pattern of the links a crawl follows (repeatable), e.g. '/gallery/**'; "
+            "the start URL is always visited."
+        ),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Path pattern to skip (repeatable).")
+        list[str] | None, typer.Option(help="Path pattern of links not to follow (repeatable).")
     ] = None,
     every: Annotated[
         str | None, typer.Option(help="Visit again after this long: 30s, 10m, 2h, 1d.")
     ] = None,
-    max_pages: Annotated[int, typer.Option(help="Pages fetched per visit at most.")] = 500,
+    max_pages: Annotated[
+        int | None, typer.Option(help="Pages a crawl fetches per visit at most (default 500).")
+    ] = None,
     no_robots: Annotated[
         bool, typer.Option("--no-robots", help="Ignore robots.txt (only with a legal basis).")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Watch a URL, a whole site (--crawl) or a local folder."""
-    from safeeye.ingest.service import add_source, parse_interval
+    """Watch a URL, a whole site (--crawl), a local folder or a Telegram export folder."""
+    from safeeye.ingest.service import add_watch, parse_interval
 
     try:
         interval = parse_interval(every) if every else None
     except SafeEyeError as exc:
         _fail(exc, as_json)
-    if Path(target).expanduser().is_dir():
-        source = _call(as_json, add_source, "folder", target, interval_seconds=interval)
-    else:
-        config: dict[str, Any] = {"obey_robots": not no_robots}
-        if crawl:
-            config.update(
-                depth=depth, max_pages=max_pages, include=scope or [], exclude=exclude or []
-            )
-        source = _call(
-            as_json,
-            add_source,
-            "crawl" if crawl else "url",
-            target,
-            config=config,
-            interval_seconds=interval,
-        )
+    given = {"depth": depth, "max_pages": max_pages, "include": scope, "exclude": exclude}
+    config: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if no_robots:
+        config["obey_robots"] = False
+    source = _call(
+        as_json, add_watch, target, crawl=crawl, config=config, interval_seconds=interval
+    )
     if as_json:
         _emit(
             {

@@ -199,11 +199,13 @@ def crawl(
 ) -> Iterator[CrawlEvent]:
     """Crawl from ``seeds`` breadth-first within ``scope`` and ``limits``, yielding events.
 
-    Seeds are depth 0. With ``sitemaps``, ``/sitemap.xml`` of each seed's host is read too
-    (its pages are depth 1); with ``feeds``, feeds a page declares are followed. Every fetched
-    body is read by its kind (HTML, sitemap, feed); an image or video served at a page URL is
-    reported as media of the page that linked it. No normalised URL is fetched twice, and each
-    media URL is reported once. A fetch that returns None or raises is a ``PageFailed``.
+    Seeds are depth 0 and are always visited, even outside the scope's path patterns: the
+    scope decides which links are followed, not whether the start pages are read. With
+    ``sitemaps``, ``/sitemap.xml`` of each seed's host is read too (its pages are depth 1);
+    with ``feeds``, feeds a page declares are followed. Every fetched body is read by its kind
+    (HTML, sitemap, feed); an image or video served at a page URL is reported as media of the
+    page that linked it. No normalised URL is fetched twice, and each media URL is reported
+    once. A fetch that returns None or raises is a ``PageFailed``.
     Pass a ``state`` (fresh or from ``CrawlState.from_json``) to observe or resume the crawl.
     """
     crawler = _Crawler(scope, limits, fetch_page, feeds, state or CrawlState())
@@ -236,11 +238,8 @@ class _Crawler:
             if url is None:
                 yield PageFailed(seed[:200], "not a crawlable http(s) URL")
                 continue
-            if not self.scope.allows_page(url):
-                yield PageFailed(url, "seed is out of scope")
-                continue
             origins.setdefault(url[: url.index("/", url.index("//") + 2)])
-            yield from self._offer(url, 0, "page", None)
+            yield from self._offer(url, 0, "page", None, seed=True)
         if sitemaps:
             for origin in origins:
                 yield from self._offer(f"{origin}/sitemap.xml", 0, "sitemap", None)
@@ -280,7 +279,9 @@ class _Crawler:
             return
         url = self._normalize(page.final_url) or queued.url
         if url != queued.url:
-            allowed = self.scope.allows_page if queued.role == "page" else self.scope.allows_index
+            allowed = self.scope.allows_index
+            if queued.role == "page":
+                allowed = self.scope.allows_host if _is_seed(queued) else self.scope.allows_page
             if not allowed(url):
                 yield PageFailed(queued.url, "redirected out of scope")
                 return
@@ -339,15 +340,18 @@ class _Crawler:
             return [], [MediaLink(url, queued.referrer or url, "direct")]
         return [], []
 
-    def _offer(self, url: str, depth: int, role: Role, referrer: str | None) -> list[LimitReached]:
-        """Queue ``url`` unless seen, out of scope or caught by a trap defence."""
+    def _offer(
+        self, url: str, depth: int, role: Role, referrer: str | None, *, seed: bool = False
+    ) -> list[LimitReached]:
+        """Queue ``url`` unless seen, out of scope (seeds never are) or caught by a trap
+        defence."""
         state, limits = self.state, self.limits
         if url in state.seen or len(url) > limits.max_url_length:
             return []
         if depth > limits.max_depth:
             return self._limit("max_depth")
         allowed = self.scope.allows_page if role == "page" else self.scope.allows_index
-        if not allowed(url):
+        if not seed and not allowed(url):
             return []
         parts = urlsplit(url)
         segments = [s for s in parts.path.split("/") if s]
@@ -393,6 +397,12 @@ class _Crawler:
             return None
         seen.add(link.url)
         return MediaFound(link, depth)
+
+
+def _is_seed(queued: QueuedUrl) -> bool:
+    """Whether ``queued`` is a start page: the only pages at depth 0 (linked, listed and fed
+    pages are one deeper than what listed them)."""
+    return queued.role == "page" and queued.depth == 0 and queued.referrer is None
 
 
 def _is_media_type(content_type: str | None) -> bool:

@@ -23,7 +23,11 @@ write), matched against the whole normalised path without the query: ``*`` match
 path segment (no ``/``), ``**`` matches across segments, ``/**`` at the end also matches the
 directory itself (``/gallery/**`` matches ``/gallery``, ``/gallery/`` and ``/gallery/a/b.html``)
 and ``/**/`` matches any number of directories, none included (``/a/**/b`` matches ``/a/b``).
-Every other character is literal; matching is case-sensitive, as paths are.
+Every other character is literal; matching is case-sensitive, as paths are. ``check_glob`` says
+whether a pattern a person typed is one (and spells it as the normalised paths it is matched to).
+
+The crawl's start URLs are visited whatever the path patterns say (``crawl``): the patterns
+decide which links are followed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from safeeye.ingest.urls import normalize_url
 
@@ -69,6 +73,11 @@ class CrawlScope:
             return False
         return not any(_matches(p, path) for p in self.exclude)
 
+    def allows_host(self, url: str) -> bool:
+        """Whether ``url`` is on one of the scope's hosts (whatever its path)."""
+        parts = _parts(url)
+        return parts is not None and _host_matches(parts[0], parts[1], self.hosts)
+
     def allows_index(self, url: str) -> bool:
         """Whether the crawler may fetch ``url`` as a sitemap or feed of the site."""
         parts = _parts(url)
@@ -85,6 +94,28 @@ class CrawlScope:
             return True
         host, port, _ = parts
         return _host_matches(host, port, self.hosts) or _host_matches(host, port, self.media_hosts)
+
+
+MAX_GLOB_LENGTH = 1000
+
+
+def check_glob(pattern: str) -> str:
+    """``pattern`` as the path glob it is matched as: with its leading ``/``, and spaces and
+    non-ASCII letters percent-encoded as in a normalised URL. ValueError, saying what to write
+    instead, when it cannot be one (a URL, a query, control characters, ``***``)."""
+    text = pattern.strip()
+    if not text:
+        raise ValueError("an empty path pattern (write e.g. /gallery/**)")
+    if len(text) > MAX_GLOB_LENGTH:
+        raise ValueError(f"a path pattern of more than {MAX_GLOB_LENGTH} characters")
+    if "://" in text or text.startswith("//"):
+        raise ValueError("a path pattern, not a URL: write the path only, e.g. /gallery/**")
+    if any(ch in "?#" or not ch.isprintable() for ch in text if ch != " "):
+        raise ValueError("a path pattern has no query, fragment or control characters")
+    if "***" in text:
+        raise ValueError("'***' in a path pattern: use * (one segment) or ** (any depth)")
+    text = "".join(quote(ch, safe="") if ch == " " or not ch.isascii() else ch for ch in text)
+    return text if text.startswith("/") else "/" + text
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from safeeye.db.models import Sighting, Source
 from safeeye.db.types import utcnow
 from safeeye.errors import NotFoundError, ValidationError
-from safeeye.ingest.sources import KINDS
-from safeeye.ingest.urls import normalize_url
+from safeeye.ingest.sources import detect_kind, kind_named
 from safeeye.work import Role, Work
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -55,27 +54,22 @@ def add_source(
     kind: str,
     locator: str,
     *,
-    config: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     interval_seconds: int | None = None,
 ) -> SourceSummary:
-    """Register a source; it is due at once. URLs are checked and normalised."""
+    """Register a source of ``kind``; it is due at once. The locator is checked and normalised
+    (a URL, an existing folder) and ``config`` is validated by the kind, its defaults filled in:
+    a bad or unknown setting is a ``ValidationError`` naming it."""
     work.require(Role.COUNSELOR, action="add sources")
-    if kind not in KINDS:
-        raise ValidationError(f"unknown source kind {kind!r}")
-    if kind in ("url", "crawl"):
-        normal = normalize_url(locator)
-        if normal is None:
-            raise ValidationError(f"not a usable http(s) URL: {locator[:200]}", code="bad_url")
-        locator = normal
-    elif kind in ("folder", "telegram"):
-        path = Path(locator).expanduser()
-        if not path.exists():
-            raise NotFoundError(f"no such folder: {locator}")
-        locator = str(path.resolve())
+    if interval_seconds is not None and interval_seconds < MIN_INTERVAL_SECONDS:
+        raise ValidationError(f"an interval under {MIN_INTERVAL_SECONDS} s would hammer the site")
+    source_kind = kind_named(kind)
+    locator = source_kind.locator(locator)
+    settings = source_kind.validate(config)
     source = Source(
         kind=kind,
         locator=locator,
-        config=config or {},
+        config=settings.model_dump(mode="json"),
         interval_seconds=interval_seconds,
         enabled=True,
         next_due_at=utcnow(),
@@ -84,6 +78,26 @@ def add_source(
     work.session.flush()
     work.audit("source.added", "source", source.id, {"kind": kind, "interval": interval_seconds})
     return _summaries(work.session, [source])[0]
+
+
+def add_watch(
+    work: Work,
+    target: str,
+    *,
+    crawl: bool = False,
+    config: Mapping[str, Any] | None = None,
+    interval_seconds: int | None = None,
+) -> SourceSummary:
+    """Watch what a person typed: a URL, a site (``crawl``), a folder or a Telegram export
+    (``sources.detect_kind``). ``config`` holds only the settings they gave; one the detected
+    kind does not take is a ``ValidationError`` naming it."""
+    return add_source(
+        work,
+        detect_kind(target, crawl=crawl),
+        target,
+        config=config,
+        interval_seconds=interval_seconds,
+    )
 
 
 def list_sources(work: Work) -> list[SourceSummary]:
@@ -106,7 +120,7 @@ def _summaries(session: Session, sources: list[Source]) -> list[SourceSummary]:
             id=s.id,
             kind=s.kind,
             locator=s.locator,
-            description=KINDS[s.kind]().describe(s),
+            description=_describe(s),
             config=dict(s.config or {}),
             interval_seconds=s.interval_seconds,
             enabled=s.enabled,
@@ -118,6 +132,13 @@ def _summaries(session: Session, sources: list[Source]) -> list[SourceSummary]:
         )
         for s in sources
     ]
+
+
+def _describe(source: Source) -> str:
+    try:
+        return kind_named(source.kind).describe(source)
+    except ValidationError as exc:  # a stored config this version cannot read: say so
+        return f"{source.locator} ({exc.as_text()})"
 
 
 def make_due(work: Work, source_id: int, delay: timedelta = timedelta(0)) -> None:

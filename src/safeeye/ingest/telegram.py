@@ -778,10 +778,16 @@ def _chat_label(chat: _Chat) -> str:
     return f"chat {name!r} (id {chat.id})"
 
 
+def public_username(text: str) -> str | None:
+    """A public chat's username without its ``@``; None when ``text`` cannot be one."""
+    match = _USERNAME.match(text.strip())
+    return match.group(1) if match else None
+
+
 def _clean_usernames(usernames: Mapping[int, str]) -> dict[int, str]:
     cleaned = {}
     for chat_id, username in usernames.items():
-        match = _USERNAME.match(username.strip())
-        if match:
-            cleaned[_bare_channel_id(chat_id)] = match.group(1)
+        name = public_username(username)
+        if name:
+            cleaned[_bare_channel_id(chat_id)] = name
     return cleaned

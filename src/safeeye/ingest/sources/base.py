@@ -1,20 +1,23 @@
-"""The interface of a source kind, and what a visit hands it."""
+"""The interface of a source kind (with its typed config), and what a visit hands it."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy import select
 
 from safeeye.db.models import Page, Source
 from safeeye.db.types import utcnow
-from safeeye.errors import error_text
+from safeeye.errors import ValidationError, error_text
+from safeeye.ingest.urls import normalize_url
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
@@ -142,16 +145,79 @@ class VisitContext:
             return session.execute(select(Source).where(Source.id == self.source_id)).scalar_one()
 
 
-class SourceKind(ABC):
+def http_url(text: str) -> str:
+    """``text`` as a normalised http(s) URL; ValueError when it is not one."""
+    normal = normalize_url(text)
+    if normal is None:
+        raise ValueError("not a usable http(s) URL")
+    return normal
+
+
+#: A config field holding a URL: checked and stored normalised.
+WebUrl = Annotated[str, AfterValidator(http_url)]
+
+
+class SourceConfig(BaseModel):
+    """The settings of one source kind (``Source.config``): each kind declares its fields,
+    defaults and bounds in a subclass next to its ``SourceKind``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchConfig(SourceConfig):
+    """The settings of a kind that fetches URLs."""
+
+    obey_robots: bool = True  # False only with a legal basis for ignoring robots.txt
+
+
+C = TypeVar("C", bound=SourceConfig)
+
+
+class SourceKind(ABC, Generic[C]):
     """One kind of source. ``discover`` yields the media it finds now; fetching, scanning and
     de-duplication are the monitor's job, the same for every kind."""
 
     name: ClassVar[str]
+    Config: type[C]
 
     @abstractmethod
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
         """Every media file the source shows now (repeats are fine: the monitor skips them)."""
 
+    def locator(self, text: str) -> str:
+        """The stored form of what a person named as this source (``ValidationError`` or
+        ``NotFoundError`` when it cannot be one)."""
+        return text
+
+    def validate(self, config: Mapping[str, Any] | None) -> C:
+        """``config`` as this kind's typed config; a bad or unknown setting is a
+        ``ValidationError`` that names it."""
+        try:
+            return self.Config.model_validate(dict(config or {}))
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"{self.name} source: {_problems(exc)}", code="bad_config"
+            ) from None
+
+    def config(self, source: Source) -> C:
+        """The source's typed config; settings a stored row lacks take their defaults, and
+        ones no longer known are ignored."""
+        known = self.Config.model_fields
+        return self.validate({k: v for k, v in (source.config or {}).items() if k in known})
+
     def describe(self, source: Source) -> str:
         """One line for ``source list``."""
         return source.locator
+
+
+def _problems(exc: pydantic.ValidationError) -> str:
+    """What is wrong with a config, naming each field and never quoting the value given."""
+    out = []
+    for problem in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"])
+        where = where.replace(".[key]", " (key)").lstrip(".") or "config"
+        if problem["type"] == "extra_forbidden":
+            out.append(f"{where}: not a setting of this kind of source")
+        else:
+            out.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+    return "; ".join(out)

@@ -4,7 +4,9 @@ sitemaps and RSS/Atom feeds; every image and video found in scope."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, Field
 
 from safeeye.db.models import Source
 from safeeye.errors import FetchError
@@ -19,36 +21,57 @@ from safeeye.ingest.crawl import (
     crawl,
     page_kind,
 )
-from safeeye.ingest.scope import CrawlScope
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.ingest.scope import CrawlScope, check_glob
+from safeeye.ingest.sources.base import (
+    Candidate,
+    FetchConfig,
+    SourceKind,
+    VisitContext,
+    WebUrl,
+)
+from safeeye.ingest.sources.url import web_locator
 from safeeye.ingest.urls import normalize_url
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
 SITEMAP_PROBE = "/sitemap.xml"
 
+Glob = Annotated[str, AfterValidator(check_glob)]
 
-class CrawlSource(SourceKind):
-    """``config``: ``seeds`` (more start URLs), ``include`` / ``exclude`` (path globs),
-    ``depth``, ``max_pages``, ``max_pages_per_prefix`` (a link-maze defence), ``max_seconds``,
-    ``sitemaps``, ``feeds``, ``obey_robots``."""
 
+class CrawlConfig(FetchConfig):
+    """A site crawl from the source's URL (and ``seeds``): every start URL is visited; links
+    are followed while ``include`` (path globs; none: the whole site) and not ``exclude``
+    allow them (``ingest.scope``), up to ``depth`` links away and ``max_pages`` fetches."""
+
+    seeds: tuple[WebUrl, ...] = Field(default=(), max_length=100)
+    include: tuple[Glob, ...] = Field(default=(), max_length=100)
+    exclude: tuple[Glob, ...] = Field(default=(), max_length=100)
+    depth: int = Field(default=3, ge=0, le=1000)
+    max_pages: int = Field(default=500, ge=1, le=1_000_000)
+    max_pages_per_prefix: int = Field(default=250, ge=1, le=1_000_000)  # a link-maze defence
+    max_seconds: float | None = Field(default=None, gt=0)
+    sitemaps: bool = True
+    feeds: bool = True
+
+
+class CrawlSource(SourceKind[CrawlConfig]):
     name: ClassVar[str] = "crawl"
+    Config = CrawlConfig
+
+    def locator(self, text: str) -> str:
+        return web_locator(text)
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
-        config = source.config
-        seeds = [source.locator, *config.get("seeds", [])]
-        scope = CrawlScope.for_seeds(
-            seeds,
-            include=tuple(config.get("include", ())),
-            exclude=tuple(config.get("exclude", ())),
-        )
+        config = self.config(source)
+        seeds = [source.locator, *config.seeds]
+        scope = CrawlScope.for_seeds(seeds, include=config.include, exclude=config.exclude)
         limits = CrawlLimits(
-            max_depth=int(config.get("depth", 3)),
-            max_pages=int(config.get("max_pages", 500)),
-            max_seconds=config.get("max_seconds"),
-            max_pages_per_prefix=int(config.get("max_pages_per_prefix", 250)),
+            max_depth=config.depth,
+            max_pages=config.max_pages,
+            max_seconds=config.max_seconds,
+            max_pages_per_prefix=config.max_pages_per_prefix,
         )
-        obey = bool(config.get("obey_robots", True))
+        obey = config.obey_robots
         page_ids: dict[str, int] = {}
 
         def fetch_page(url: str) -> FetchedPage | None:
@@ -92,9 +115,9 @@ class CrawlSource(SourceKind):
                 ctx.page_failed(event.url, event.reason)
 
     def describe(self, source: Source) -> str:
-        config = source.config
-        scope = ",".join(config.get("include", ())) or "whole site"
-        return f"{source.locator} (depth {config.get('depth', 3)}, {scope})"
+        config = self.config(source)
+        scope = ",".join(config.include) or "whole site"
+        return f"{source.locator} (depth {config.depth}, {scope})"
 
 
 def _resilient_crawl(
@@ -103,7 +126,7 @@ def _resilient_crawl(
     scope: CrawlScope,
     limits: CrawlLimits,
     fetch_page: FetchPage,
-    config: dict[str, Any],
+    config: CrawlConfig,
 ) -> Iterator[CrawlEvent]:
     """The crawl's events; a page whose reading raises (a parser's bug on a crafted page) is
     that page's failure, and the crawl resumes after it from its saved state."""
@@ -115,8 +138,8 @@ def _resilient_crawl(
                 scope,
                 limits,
                 fetch_page,
-                sitemaps=bool(config.get("sitemaps", True)),
-                feeds=bool(config.get("feeds", True)),
+                sitemaps=config.sitemaps,
+                feeds=config.feeds,
                 state=state,
             )
             return

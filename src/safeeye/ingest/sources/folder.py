@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from safeeye.db.models import Source
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.errors import NotFoundError
+from safeeye.ingest.sources.base import Candidate, SourceConfig, SourceKind, VisitContext
 
 SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -18,15 +19,34 @@ def file_fingerprint(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-class FolderSource(SourceKind):
+def folder_locator(text: str) -> str:
+    """The absolute path of an existing folder (``NotFoundError`` when there is none)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise NotFoundError(f"no such folder: {text}")
+    return str(path.resolve())
+
+
+class FolderConfig(SourceConfig):
+    """A watched folder: its subfolders too unless ``recursive`` is false."""
+
+    recursive: bool = True
+
+
+class FolderSource(SourceKind[FolderConfig]):
     name: ClassVar[str] = "folder"
+    Config = FolderConfig
+
+    def locator(self, text: str) -> str:
+        return folder_locator(text)
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
         root = Path(source.locator)
         if not root.is_dir():
             ctx.page_failed(source.locator, "not_found: the folder does not exist")
             return
-        for path in sorted(root.rglob("*")):
+        files = root.rglob("*") if self.config(source).recursive else root.glob("*")
+        for path in sorted(files):
             try:
                 if path.is_symlink() or not path.is_file() or path.name in SKIPPED_NAMES:
                     continue  # a link could point outside the folder the center named

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, Field
 
 from safeeye.db.models import Source
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
-from safeeye.ingest.sources.folder import file_fingerprint
-from safeeye.ingest.telegram import TelegramMedia, evidence, read_export
+from safeeye.ingest.sources.base import Candidate, SourceConfig, SourceKind, VisitContext
+from safeeye.ingest.sources.detect import TELEGRAM_EXPORT_FILE
+from safeeye.ingest.sources.folder import file_fingerprint, folder_locator
+from safeeye.ingest.telegram import TelegramMedia, evidence, public_username, read_export
 
 SKIPPED_KINDS = frozenset({"sticker"})
 
@@ -22,15 +25,34 @@ def location_of(media: TelegramMedia) -> str:
     return f"telegram-export:{chat}/{media.message_id}/{media.relative_path}"
 
 
-class TelegramSource(SourceKind):
-    """``locator`` is the export folder; ``config["usernames"]`` maps chat ids to public
-    usernames a counselor knows (the export does not record them)."""
+def _username(text: str) -> str:
+    name = public_username(text)
+    if name is None:
+        raise ValueError("not a Telegram username (5-32 letters, digits or _, from a letter)")
+    return name
+
+
+class TelegramConfig(SourceConfig):
+    """``usernames`` maps chat ids to the public usernames a counselor knows (the export does
+    not record them), so that public chats get their ``t.me`` links."""
+
+    usernames: dict[int, Annotated[str, AfterValidator(_username)]] = Field(
+        default_factory=dict, max_length=10_000
+    )
+
+
+class TelegramSource(SourceKind[TelegramConfig]):
+    """``locator`` is the export folder."""
 
     name: ClassVar[str] = "telegram"
+    Config = TelegramConfig
+
+    def locator(self, text: str) -> str:
+        path = Path(text).expanduser()
+        return folder_locator(str(path.parent if path.name == TELEGRAM_EXPORT_FILE else path))
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
-        usernames = {int(k): v for k, v in source.config.get("usernames", {}).items()}
-        export = read_export(Path(source.locator), usernames=usernames)
+        export = read_export(Path(source.locator), usernames=self.config(source).usernames)
         for problem in export.problems:
             ctx.page_failed(source.locator, f"telegram: {problem}")
         for media in export.media:

@@ -7,22 +7,38 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from safeeye.db.models import Source
+from safeeye.errors import ValidationError
 from safeeye.ingest.crawl import page_kind
 from safeeye.ingest.feeds import parse_feed
 from safeeye.ingest.links import MediaLink, charset_of, extract_links
 from safeeye.ingest.sitemaps import parse_sitemap
-from safeeye.ingest.sources.base import Candidate, SourceKind, VisitContext
+from safeeye.ingest.sources.base import Candidate, FetchConfig, SourceKind, VisitContext, http_url
 
 
-class UrlSource(SourceKind):
+class UrlConfig(FetchConfig):
+    """A single URL has no settings but whether robots.txt is obeyed."""
+
+
+def web_locator(text: str) -> str:
+    """``text`` as a normalised http(s) URL (``ValidationError`` "bad_url" when it is not one)."""
+    try:
+        return http_url(text)
+    except ValueError:
+        raise ValidationError(f"not a usable http(s) URL: {text[:200]}", code="bad_url") from None
+
+
+class UrlSource(SourceKind[UrlConfig]):
     name: ClassVar[str] = "url"
+    Config = UrlConfig
+
+    def locator(self, text: str) -> str:
+        return web_locator(text)
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
         """The URL itself when it serves media, else the media its page, feed or sitemap lists;
         whatever breaks while reading the page is that page's failure, not the visit's."""
-        obey = bool(source.config.get("obey_robots", True))
         try:
-            result = ctx.fetcher.fetch(source.locator, obey_robots=obey)
+            result = ctx.fetcher.fetch(source.locator, obey_robots=self.config(source).obey_robots)
         except Exception as exc:
             ctx.page_failed(source.locator, exc)
             return
