@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from conftest import FACES, VIDEO, act, make_app, make_settings
 from hostile_server import HostileServer, declared_length, endless, maze, redirect
+from safeeye import cli
 from safeeye.app import SafeEye
-from safeeye.cases.service import add_faces, create_case
+from safeeye.cases.service import add_faces, add_known, create_case
 from safeeye.db.models import Match, Page, Sighting, Source, UrlState, Visit
 from safeeye.db.types import utcnow
 from safeeye.ingest.fetcher import Fetcher
@@ -166,6 +170,74 @@ def test_a_crawl_finds_every_in_scope_media_file_and_none_out_of_scope(
         assert page is not None and page.url == site.url("/gallery/one.html")
         stored_html = web_app.blobs.get_bytes(page.blob_address, web_app.keys.media)
         assert b"/img/biden.jpg" in stored_html  # the page is kept (encrypted) as evidence
+
+
+def _cli(app: SafeEye, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setitem(cli._state, "app", app)
+    result = CliRunner().invoke(cli.app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+VISIT_FIELDS = {
+    "source_id",
+    "kind",
+    "locator",
+    "visit_id",
+    "status",
+    "pages",
+    "media_found",
+    "media_new",
+    "unchanged",
+    "failures",
+    "matches",
+    "skipped",
+    "seconds",
+    "errors",
+}
+
+
+def test_a_crawl_reads_its_start_page_outside_its_scope_and_discover_names_the_new_matches(
+    web_app: SafeEye, site: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.add(
+        "/",
+        html(
+            '<img src="/img/home.jpg">',
+            '<a href="/gallery/one.html">one</a>',
+            '<a href="/private/secret.html">members</a>',
+            '<a href="/news.html">news</a>',
+        ),
+        content_type="text/html",
+    )
+    site.add("/img/home.jpg", jpeg("obama3.jpg"), content_type="image/jpeg")
+    site.add("/news.html", html('<img src="/img/news.jpg">'), content_type="text/html")
+    site.add("/img/news.jpg", jpeg("obama.jpg"), content_type="image/jpeg")
+    act(web_app, create_case, "CASE-BIDEN")
+    act(web_app, add_faces, "CASE-BIDEN", [FACES / "biden2.jpg"])
+    act(web_app, create_case, "CASE-HOME")
+    act(web_app, add_known, "CASE-HOME", [FACES / "obama3.jpg"])
+    added = _cli(
+        web_app, monkeypatch, "source", "add", site.url("/"), "--crawl", "--scope", "/gallery/**"
+    )
+    assert added["config"]["include"] == ["/gallery/**"]
+    out = _cli(web_app, monkeypatch, "discover", "--once")
+    (visit,) = out["visits"]
+    assert set(visit) == VISIT_FIELDS | {"new_matches"} and visit["status"] == "done"
+    assert _sighted(web_app) == {
+        site.url(p) for p in ("/img/home.jpg", "/img/biden.jpg", "/img/rose.jpg", "/img/alex.png")
+    }  # the start page, the gallery it links to and the sitemap's gallery page; nothing else
+    assert site.hits("/") == 1 and site.hits("/news.html") == site.hits("/private/secret.html") == 0
+    new_matches = visit["new_matches"]
+    new = {(m["case"], m["kind"], m["location"], m["page_url"]) for m in new_matches}
+    assert new == {
+        ("CASE-BIDEN", "face", site.url("/img/biden.jpg"), site.url("/gallery/one.html")),
+        ("CASE-HOME", "hash", site.url("/img/home.jpg"), site.url("/")),
+    }
+    assert visit["matches"] == len(new_matches) == out["totals"]["matches"]
+    with web_app.db.session(read_only=True) as session:
+        stored = {m.id: (m.case.code, m.kind, round(m.distance, 4)) for m in session.query(Match)}
+    assert {m["match_id"]: (m["case"], m["kind"], m["distance"]) for m in new_matches} == stored
 
 
 def test_a_second_visit_repeats_nothing_and_catches_what_is_new(

@@ -139,8 +139,8 @@ def test_a_stored_config_this_version_cannot_read_is_named_not_a_crash(
     assert "bad_config: crawl source: depth" in listed.description
 
 
-def test_an_interval_under_ten_seconds_is_refused(bare_app: SafeEye) -> None:
-    assert "hammer" in refused(bare_app, "url", SITE, interval_seconds=2)
+def test_an_interval_under_a_second_is_refused(bare_app: SafeEye) -> None:
+    assert "1 s or more" in refused(bare_app, "url", SITE, interval_seconds=0)
 
 
 def test_adding_a_source_needs_a_counselor(bare_app: SafeEye) -> None:

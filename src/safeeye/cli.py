@@ -29,6 +29,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(source_app, name="source")
 key_app = typer.Typer(no_args_is_help=True, help="The master key that wraps every other key.")
 app.add_typer(key_app, name="key")
+matches_app = typer.Typer(no_args_is_help=True, help="Matches: found media linked to a case.")
+app.add_typer(matches_app, name="matches")
+sightings_app = typer.Typer(no_args_is_help=True, help="Sightings: where media were seen.")
+app.add_typer(sightings_app, name="sightings")
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -389,6 +393,12 @@ def _print_visits(reports: list[Any], as_json: bool) -> None:
         )
     Console().print(table)
     for r in reports:
+        for m in r.new_matches:
+            where = f" on {m.page_url}" if m.page_url and m.page_url != m.location else ""
+            _say(
+                (f"match {m.match_id}", "green"),
+                f" {m.case} {m.kind}@{m.distance:g}: {m.location}{where}",
+            )
         for error in r.errors[:5]:
             _say((f"source {r.source_id}", "yellow"), f" {error}")
 
@@ -525,6 +535,79 @@ def source_list(as_json: JsonOpt = False) -> None:
             (s.next_due_at or "-")[:19],
             plain(s.last_status or "-"),
             str(s.sightings),
+        )
+    Console().print(table)
+
+
+LimitOpt = Annotated[int, typer.Option("--limit", help="Show at most this many (newest first).")]
+BeforeOpt = Annotated[
+    int | None, typer.Option("--before", help="The next page: ids below this one.")
+]
+
+
+@matches_app.command("list")
+def matches_list(
+    case: Annotated[str | None, typer.Option("--case", help="Only this case's matches.")] = None,
+    limit: LimitOpt = 100,
+    before: BeforeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Matches, newest first: case, kind, distance and threshold, the file, where it was seen."""
+    from safeeye.review.matches import list_matches
+
+    matches = _call(as_json, list_matches, case=case, limit=limit, before=before, read_only=True)
+    if as_json:
+        _emit([asdict(m) for m in matches])
+        return
+    table = Table("match", "case", "kind", "distance", "type", "sha256", "seen at", "last seen")
+    for m in matches:
+        where = _chat_or_location(m.sightings[0]) if m.sightings else "-"
+        more = f" (+{m.sightings_total - 1})" if m.sightings_total > 1 else ""
+        limit_text = f" / {m.threshold:g}" if m.threshold is not None else ""
+        table.add_row(
+            str(m.match_id),
+            plain(m.case),
+            plain(m.kind),
+            f"{m.distance:g}{limit_text}",
+            plain(m.media_type or "-"),
+            m.sha256[:12],
+            plain(f"{where}{more}"),
+            (m.last_seen or "-")[:19],
+        )
+    Console().print(table)
+
+
+def _chat_or_location(sighting: Any) -> str:
+    """A Telegram sighting's chat and message, else its URL."""
+    if sighting.chat:
+        return f"{sighting.chat} #{sighting.message_id}"
+    return str(sighting.location)
+
+
+@sightings_app.command("list")
+def sightings_list(
+    limit: LimitOpt = 100,
+    before: BeforeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sightings, newest first: where each file was seen, when, and the cases it matches."""
+    from safeeye.ingest.sightings import list_sightings
+
+    sightings = _call(as_json, list_sightings, limit=limit, before=before, read_only=True)
+    if as_json:
+        _emit([asdict(s) for s in sightings])
+        return
+    table = Table("sighting", "type", "location", "page or chat", "first seen", "seen", "cases")
+    for s in sightings:
+        context = f"{s.chat} #{s.message_id}" if s.chat else s.page_url or "-"
+        table.add_row(
+            str(s.sighting_id),
+            plain(s.media_type or "-"),
+            plain(s.location),
+            plain(context),
+            s.first_seen[:19],
+            str(s.times_seen),
+            plain(", ".join(s.cases) or "-"),
         )
     Console().print(table)
 

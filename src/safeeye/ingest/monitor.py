@@ -44,7 +44,7 @@ from safeeye.ingest.lease import (
     take_lease,
 )
 from safeeye.ingest.policy import fetch_policy
-from safeeye.ingest.sources import KINDS, Candidate, VisitContext
+from safeeye.ingest.sources import Candidate, VisitContext, kind_named, obeys_robots
 from safeeye.pipeline.record import SightingFacts, location_key
 from safeeye.pipeline.scan import Scanner, ScanResult
 from safeeye.work import Actor
@@ -58,13 +58,26 @@ INTERRUPTED = "the monitor stopped during this visit; the source is visited agai
 _DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
+@dataclass(frozen=True)
+class NewMatch:
+    """A match a visit created: which case, how close, and where the file was seen."""
+
+    match_id: int
+    case: str
+    kind: str
+    distance: float
+    location: str
+    page_url: str | None
+
+
 @dataclass
 class VisitReport:
     """What one visit of one source did (``discover --json`` prints a list of these).
 
     ``status``: "done", "incomplete" (out of time; the next visit resumes), "failed" (the
     source itself could not be read), or "lost" (another monitor took the source over after
-    this one's lease expired; nothing of this visit was recorded).
+    this one's lease expired; nothing of this visit was recorded). ``new_matches`` lists the
+    matches this visit created (``matches`` counts them).
     """
 
     source_id: int
@@ -81,6 +94,7 @@ class VisitReport:
     skipped: int = 0  # handled by the incomplete visits this one resumes
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    new_matches: list[NewMatch] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -309,7 +323,7 @@ class Monitor:
         """Process what the source shows, batch by batch, until it is all done ("done") or the
         budget is spent ("incomplete": each visit handles at least one batch, so a source
         always makes progress). Raises ``LeaseLost`` when another monitor took the source."""
-        kind = KINDS[source.kind]()
+        kind = kind_named(source.kind)
         seen: set[str] = set()
         handled = 0
         with closing(kind.discover(ctx, source)) as candidates:
@@ -390,7 +404,7 @@ class Monitor:
                 items.append(_Item(candidate, state))
         if not items:
             return 0
-        obey = bool(source.config.get("obey_robots", True))
+        obey = obeys_robots(source)
         list(self._fetch_pool.map(lambda item: self._obtain(item, obey), items))
         try:
             with self.app.db.session() as session:
@@ -413,6 +427,7 @@ class Monitor:
                 report.unchanged += 1
             elif result is not None:
                 report.media_new += int(result.new_sighting)
+                report.new_matches.extend(_new_matches(item.candidate, result))
                 report.matches += sum(1 for m in result.matches if m.new)
                 if result.error:
                     report.failures += 1
@@ -581,6 +596,13 @@ class Monitor:
                         state.status, state.error = "failed", result.error[:2000]
                 elif item.fetched is not None and item.fetched.sha256:
                     state.sha256 = item.fetched.sha256
+
+
+def _new_matches(candidate: Candidate, result: ScanResult) -> list[NewMatch]:
+    where = candidate.location, candidate.page_url
+    return [
+        NewMatch(m.match_id, m.case, m.kind, m.distance, *where) for m in result.matches if m.new
+    ]
 
 
 def _batches(candidates: Iterator[Candidate], size: int) -> Iterator[list[Candidate]]:

@@ -61,8 +61,8 @@ def add_source(
     (a URL, an existing folder) and ``config`` is validated by the kind, its defaults filled in:
     a bad or unknown setting is a ``ValidationError`` naming it."""
     work.require(Role.COUNSELOR, action="add sources")
-    if interval_seconds is not None and interval_seconds < MIN_INTERVAL_SECONDS:
-        raise ValidationError(f"an interval under {MIN_INTERVAL_SECONDS} s would hammer the site")
+    if interval_seconds is not None and interval_seconds < 1:
+        raise ValidationError("a source is visited again after 1 s or more, or only once")
     source_kind = kind_named(kind)
     locator = source_kind.locator(locator)
     settings = source_kind.validate(config)

@@ -1,0 +1,1 @@
+"""Review: what the scanner matched, for the people who confirm or reject it."""
