@@ -66,7 +66,7 @@ def test_embeddings_equal_dlibs(
     encoder: OnnxFaceEncoder, reference: tuple[list[np.ndarray], np.ndarray]
 ) -> None:
     chips, expected = reference
-    got = encoder.encode(chips)
+    got = encoder.predict(chips)
     assert got.shape == (len(PHOTOS), 128) and got.dtype == np.float32
     # dlib's output is not normalised (norms ~0.4), so this compares the raw values;
     # observed max difference: ~3e-7 (float32 summation order only)
@@ -78,7 +78,7 @@ def test_distances_are_preserved(
     encoder: OnnxFaceEncoder, reference: tuple[list[np.ndarray], np.ndarray]
 ) -> None:
     chips, expected = reference
-    got = encoder.encode(chips)
+    got = encoder.predict(chips)
 
     def distances(e: np.ndarray) -> np.ndarray:
         return np.linalg.norm(e[:, None, :] - e[None, :, :], axis=-1)
@@ -95,10 +95,10 @@ def test_batches_give_the_embeddings_of_single_chips(
     encoder: OnnxFaceEncoder, reference: tuple[list[np.ndarray], np.ndarray]
 ) -> None:
     chips, _ = reference
-    batch = encoder.encode(chips)
-    singles = np.concatenate([encoder.encode([c]) for c in chips])
+    batch = encoder.predict(chips)
+    singles = np.concatenate([encoder.predict([c]) for c in chips])
     np.testing.assert_allclose(batch, singles, atol=1e-6)
-    assert encoder.encode([]).shape == (0, 128)
+    assert encoder.predict([]).shape == (0, 128)
 
 
 def test_a_second_encoder_loads_the_cached_model_without_converting(
@@ -116,14 +116,14 @@ def test_a_second_encoder_loads_the_cached_model_without_converting(
     monkeypatch.setattr(dlib_onnx, "convert", no_conversion)
     again = OnnxFaceEncoder(cache_dir=cache_dir, threads=2)
     chips, _ = reference
-    np.testing.assert_array_equal(again.encode(chips[:2]), encoder.encode(chips[:2]))
+    np.testing.assert_array_equal(again.predict(chips[:2]), encoder.predict(chips[:2]))
 
 
 def test_wrong_chips_are_refused(encoder: OnnxFaceEncoder) -> None:
     with pytest.raises(ValueError, match="150x150x3 uint8"):
-        encoder.encode([np.zeros((150, 150, 3), dtype=np.float32)])
+        encoder.predict([np.zeros((150, 150, 3), dtype=np.float32)])
     with pytest.raises(ValueError, match="150x150x3 uint8"):
-        encoder.encode([np.zeros((160, 160, 3), dtype=np.uint8)])
+        encoder.predict([np.zeros((160, 160, 3), dtype=np.uint8)])
 
 
 def test_a_file_that_is_not_the_dlib_network_is_refused(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from media_edits import FACES, jpeg
 from media_edits import crop as _crop
 from media_edits import load as _load
 from media_edits import resize as _resize
-from safeeye.matching.variants import VariantHash, known_hashes, query_hashes, trim_borders
 from safeeye.signals.pdq import distance_matrix
+from safeeye.signals.variants import VariantHash, known_hashes, query_hashes, trim_borders
 
 
 def _jpeg(image: np.ndarray, quality: int = 30) -> np.ndarray:

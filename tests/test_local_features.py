@@ -11,7 +11,7 @@ import pytest
 from media_edits import FACES, jpeg
 from media_edits import crop as _crop
 from media_edits import load as _load
-from safeeye.matching.local_features import (
+from safeeye.signals.local_features import (
     LocalFeatureIndex,
     LocalFeatures,
     Verification,

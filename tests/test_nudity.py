@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from nudenet import NudeDetector
 from PIL import Image, ImageOps
 
 from safeeye.media.frames import Frame
+from safeeye.signals.base import SignalContext
 from safeeye.signals.nudity import EXPLICIT_LABELS, LABELS, NudityDetector, NuditySignal
 
 FACES = sorted((Path(__file__).parent / "fixtures" / "faces").iterdir())
@@ -66,7 +68,21 @@ def test_batch_equals_single_predictions(
         assert one.sexual_score == pytest.approx(many.sexual_score, abs=1e-4)
 
 
-def test_signal_computes_a_frame(detector: NudityDetector, images: dict[str, np.ndarray]) -> None:
-    image = images["obama.jpg"]
-    assert NuditySignal.name == "nudity"
-    assert NuditySignal(detector).compute(Frame(0, 0.0, image)).detections
+class _Models:
+    def __init__(self, detector: NudityDetector) -> None:
+        self.detector = detector
+
+    def model(self, name: str) -> NudityDetector:
+        assert name == "nudity"
+        return self.detector
+
+
+def test_signal_computes_a_frame_with_the_model_from_its_context(
+    detector: NudityDetector, images: dict[str, np.ndarray]
+) -> None:
+    signal = NuditySignal()
+    assert signal.name == "nudity" and signal.models == ("nudity",)
+    context = SignalContext({}, _Models(detector))
+    result = signal.compute(Frame(0, 0.0, images["obama.jpg"]), context)
+    assert result is not None and result.detections
+    assert signal.decode(json.loads(json.dumps(signal.encode(result)))) == result

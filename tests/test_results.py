@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 from conftest import FACES, VIDEO, act
 from safeeye import cli
 from safeeye.app import SafeEye
+from safeeye.cases.service import add_faces, create_case
 from safeeye.errors import PermissionDenied, ValidationError
+from safeeye.ingest.monitor import Monitor
+from safeeye.ingest.service import add_source
 from safeeye.ingest.sightings import list_sightings
 from safeeye.review.matches import list_matches
 from safeeye.work import Actor, Role
@@ -205,3 +208,26 @@ def test_a_telegram_match_names_its_chat_and_message(
     assert all(
         s["message_id"] in message_ids and s["location"].startswith("https://t.me/") for s in seen
     )
+
+
+def test_the_lists_read_the_same_on_every_database(any_db_app: SafeEye) -> None:
+    app = any_db_app
+    act(app, create_case, "CASE-OBAMA")
+    act(app, add_faces, "CASE-OBAMA", [FACES / "obama.jpg"])
+    files = [str(FACES / name) for name in ("obama2.jpg", "biden.jpg", "obama3.jpg")]
+    act(app, add_source, "upload", "upload", config={"files": files})
+    monitor = Monitor(app)
+    try:
+        (visit,) = monitor.run_once()
+    finally:
+        monitor.close()
+    assert visit.matches == 2 and len(visit.new_matches) == 2
+    matches = act(app, list_matches, case="CASE-OBAMA", limit=1)
+    older = act(app, list_matches, case="CASE-OBAMA", before=matches[0].match_id)
+    assert [m.match_id for m in matches + older] == sorted(
+        (m.match_id for m in visit.new_matches), reverse=True
+    )
+    assert all(len(m.sightings) == m.sightings_total == 1 for m in matches + older)
+    sightings = act(app, list_sightings)
+    assert [s.location for s in sightings] == files[::-1]  # newest first
+    assert [s.cases for s in sightings] == [("CASE-OBAMA",), (), ("CASE-OBAMA",)]

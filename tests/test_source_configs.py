@@ -218,3 +218,14 @@ def test_source_add_refuses_a_setting_that_would_do_nothing(
     code, out = _cli(bare_app, monkeypatch, "source", "add", SITE, "--crawl", "--scope", SITE)
     assert code == 2 and "include[0]: a path pattern, not a URL" in out["error"]
     assert act(bare_app, list_sources) == []
+
+
+def test_import_telegram_refuses_a_username_it_cannot_use(
+    bare_app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    args = ["source", "import-telegram", str(tmp_path), "--username"]
+    code, out = _cli(bare_app, monkeypatch, *args, "leak_chan")
+    assert code == 2 and out["error"] == "invalid: --username takes CHAT_ID=username"
+    code, out = _cli(bare_app, monkeypatch, *args, "123=not a name")
+    assert code == 2 and "usernames.123: not a Telegram username" in out["error"]
+    assert act(bare_app, list_sources) == []

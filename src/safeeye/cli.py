@@ -478,7 +478,9 @@ def source_import_telegram(
     """Import a Telegram Desktop chat export (JSON): scan every photo and video in it now."""
     from safeeye.ingest.service import add_source
 
-    usernames = dict(item.split("=", 1) for item in (username or []) if "=" in item)
+    if any("=" not in item for item in username or []):
+        _fail(ValidationError("--username takes CHAT_ID=username"), as_json)
+    usernames = dict(item.split("=", 1) for item in username or [])
     source = _call(
         as_json, add_source, "telegram", str(export_dir), config={"usernames": usernames}
     )

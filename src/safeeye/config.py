@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         description="Resident memory (MB) analysing one file may add to a worker on top of its "
         "loaded models; a worker going over is killed and the file gets an error.",
     )
+    signal_modules: str = Field(
+        default="",
+        description="Python modules (comma-separated) imported at start-up in every process, "
+        "analysis workers included: the signals they register are computed, stored and shown "
+        "like the built-in ones.",
+    )
 
     @field_validator("fetch_allowlist", mode="before")
     @classmethod

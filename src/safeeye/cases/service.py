@@ -34,11 +34,11 @@ from safeeye.db.models import (
 )
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError, ValidationError
-from safeeye.matching.local_features import LocalFeatures, extract_features
-from safeeye.matching.variants import known_hashes
 from safeeye.media.decode import open_media
 from safeeye.signals.hashes import ContentHashes, hash_file
+from safeeye.signals.local_features import LocalFeatures, extract_features
 from safeeye.signals.pdq import pdq_hash
+from safeeye.signals.variants import known_hashes
 from safeeye.work import Role, Work
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")

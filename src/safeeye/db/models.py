@@ -327,6 +327,20 @@ class MediaFace(Base):
     embedding_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class SignalValue(Base):
+    """One signal's value (JSON) for one frame of scanned media, or for the whole media
+    (``frame_index`` None): any registered signal without columns of its own."""
+
+    __tablename__ = "signal_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int | None] = mapped_column(Integer)
+    signal: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    value: Mapped[Any] = mapped_column(JSONType)
+
+
 class Match(Base):
     """A link from media to a case, with the evidence that made it (which references, frames:
     sealed under the case's key). Purging the case deletes its matches."""

@@ -16,15 +16,15 @@ from sqlalchemy.orm import Session
 from safeeye.crypto import unseal
 from safeeye.db.models import Case, Reference, ReferenceFace, ReferenceFeatures, ReferenceHash
 from safeeye.matching.indexes import FaceIndex, IndexEntry, PdqIndex
-from safeeye.matching.local_features import (
+from safeeye.matching.rules import FrameHit, MatchCandidate, group_hits
+from safeeye.media.images import decode_still
+from safeeye.signals.local_features import (
     LocalFeatureIndex,
     LocalFeatures,
     Verification,
     aligned_pdq_distance,
     verify,
 )
-from safeeye.matching.rules import FrameHit, MatchCandidate, group_hits
-from safeeye.media.images import decode_still
 from safeeye.signals.pdq import PdqHash
 
 #: Above this many indexed descriptors (about 150 known images) the local-feature index

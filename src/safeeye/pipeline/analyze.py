@@ -1,68 +1,100 @@
 """Analysis of one media file into signals: a pure step (file in, typed signals out, no I/O
-besides reading the file), so it runs the same in the web process, the CLI or a worker."""
+besides reading the file), so it runs the same in the web process, the CLI or a worker.
+
+The analysis knows no signal by hand: it computes every registered one (``signals.registry``)
+on what it applies to, in order, each seeing the values computed before it. The properties of
+``FrameAnalysis`` and ``MediaAnalysis`` are typed views of the built-in signals the matcher
+and the scan result read.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError, unexpected
-from safeeye.matching.local_features import LocalFeatures, extract_features
-from safeeye.matching.variants import VariantHash, query_hashes
 from safeeye.media.decode import MediaInfo, open_media
 from safeeye.media.frames import Frame
 from safeeye.media.video import VideoMedia
 from safeeye.pipeline.detectors import Detectors
-from safeeye.signals.faces import Face
+from safeeye.signals import registry
+from safeeye.signals.base import MediaFile, Models, Signal, SignalContext, Target
+from safeeye.signals.faces import Face, FaceSignal
 from safeeye.signals.hashes import ContentHashes, hash_file
-from safeeye.signals.nudity import NudityResult
+from safeeye.signals.local_features import LocalFeatures, LocalFeaturesSignal
+from safeeye.signals.nudity import NudityResult, NuditySignal, best_scores
 from safeeye.signals.pdq import PdqHash
-from safeeye.signals.vpdq import VpdqFeature, vpdq_from_frames
-
-log = logging.getLogger(__name__)
+from safeeye.signals.variants import PdqSignal, VariantHash
+from safeeye.signals.vpdq import VpdqFeature, VpdqSignal
 
 STAGES = ("decode", "hashes", "faces", "sexual_content")
-#: The longest side of the copy of a still kept for verifying local-feature matches.
-PREVIEW_SIDE = 640
+_NO_NUDITY = NudityResult(detections=(), scores={}, sexual_score=0.0)
 
 
 @dataclass
 class FrameAnalysis:
-    """The signals of one analysed frame."""
+    """The signals of one analysed frame: ``values`` by signal name."""
 
     index: int
     time: float
     reason: str
-    pdq: PdqHash
-    variants: list[VariantHash]
-    nudity: NudityResult
-    faces: list[Face]
-    # Stills only: ORB features for crop-tolerant matching, and a small copy of the picture
-    # to measure a verified match's aligned PDQ distance on (neither is stored).
-    local: LocalFeatures | None = None
-    preview: np.ndarray | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variants(self) -> list[VariantHash]:
+        """The PDQ hashes searched for this frame (the plain hash first)."""
+        return self.values.get(PdqSignal.name) or []
+
+    @property
+    def pdq(self) -> PdqHash | None:
+        variants = self.variants
+        return variants[0].hash if variants else None
+
+    @property
+    def nudity(self) -> NudityResult:
+        return self.values.get(NuditySignal.name) or _NO_NUDITY
+
+    @property
+    def faces(self) -> list[Face]:
+        return self.values.get(FaceSignal.name) or []
+
+    @property
+    def local(self) -> LocalFeatures | None:
+        """Stills only, when known images are indexed: ORB features (not stored)."""
+        still = self.values.get(LocalFeaturesSignal.name)
+        return still.features if still is not None else None
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        """Stills only, with ``local``: a small copy of the picture to verify matches on."""
+        still = self.values.get(LocalFeaturesSignal.name)
+        return still.preview if still is not None else None
 
 
 @dataclass
 class MediaAnalysis:
     """Everything a scan derives from one file; ``error`` is set when decoding failed (frames
-    analysed before a mid-stream failure are kept)."""
+    analysed before a mid-stream failure are kept). ``values``: the whole-file and
+    whole-media signals, by name."""
 
     hashes: ContentHashes
     info: MediaInfo | None = None
     frames: list[FrameAnalysis] = field(default_factory=list)
-    vpdq: list[VpdqFeature] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
     error: MediaError | None = None
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def vpdq(self) -> list[VpdqFeature]:
+        return self.values.get(VpdqSignal.name) or []
 
     @property
     def face_count(self) -> int:
@@ -75,11 +107,25 @@ class MediaAnalysis:
     @property
     def sexual_scores(self) -> dict[str, float]:
         """The highest score of each sexual-content class over all frames."""
-        best: dict[str, float] = {}
-        for frame in self.frames:
-            for label, score in frame.nudity.scores.items():
-                best[label] = max(score, best.get(label, 0.0))
-        return best
+        return best_scores(f.nudity for f in self.frames)
+
+    def signal_values(self, signal: Signal[Any]) -> list[tuple[int | None, Any]]:
+        """``signal``'s values as (frame index, value) pairs; the index is None for a
+        whole-media signal."""
+        name = signal.name
+        if registry.is_frame_signal(signal):
+            return [(f.index, f.values[name]) for f in self.frames if name in f.values]
+        if name in self.values:
+            return [(None, self.values[name])]
+        return []
+
+    def summaries(self) -> dict[str, Any]:
+        """Every registered signal's short summary (None where it has no value)."""
+        out: dict[str, Any] = {}
+        for signal in registry.signals():
+            values = [value for _, value in self.signal_values(signal)]
+            out[signal.name] = signal.summary(values) if values else None
+        return out
 
 
 @contextmanager
@@ -103,20 +149,22 @@ def analyze_file(
     local_features: bool = True,
     on_info: Callable[[MediaInfo], None] | None = None,
 ) -> MediaAnalysis:
-    """Decode ``path`` and compute every signal of every selected frame.
+    """Decode ``path`` and compute every registered signal of the file and its selected frames.
 
     ``segment`` restricts a video to the frames in [start, end) seconds, so several workers
-    can share one video (join the parts with ``merge_parts``). ``local_features`` (ORB, for
-    crop-tolerant matching of stills) is only worth computing when known images are indexed.
-    ``on_info`` hears what the media is (its duration, say) as soon as it is opened.
+    can share one video (join the parts with ``merge_parts``; the part starting at 0 computes
+    the whole-file signals). ``local_features`` (ORB, for crop-tolerant matching of stills) is
+    only worth computing when known images are indexed. ``on_info`` hears what the media is
+    (its duration, say) as soon as it is opened.
     Never raises for bad media: a ``MediaError`` is recorded on the result instead, also for
-    an unexpected exception of a decoder or model (code ``internal``).
+    an unexpected exception of a decoder, model or signal (code ``internal``).
     """
     timings: dict[str, float] = defaultdict(float)
     if hashes is None:
         with _timed(timings, "hashes"):
             hashes = hash_file(path)
     analysis = MediaAnalysis(hashes=hashes, timings=timings)
+    skip = frozenset() if local_features else frozenset({LocalFeaturesSignal.name})
     try:
         with _timed(timings, "decode"):
             media = open_media(path, limits, sampling, threads=decode_threads)
@@ -133,7 +181,10 @@ def analyze_file(
                     frame = next(frames, None)
                 if frame is None:
                     break
-                analysis.frames.append(analyze_frame(frame, detectors, timings, local_features))
+                analysis.frames.append(analyze_frame(frame, detectors, timings, skip))
+            if segment is None or segment[0] <= 0:
+                file = MediaFile(path, media.info, hashes)
+                _compute(registry.signals(Target.FILE), file, analysis.values, detectors, timings)
     except MediaError as exc:
         analysis.error = exc
     except Exception as exc:  # a decoder's or model's bug costs this file, not the scan
@@ -155,6 +206,8 @@ def merge_parts(parts: list[MediaAnalysis]) -> MediaAnalysis:
                 merged.frames.append(frame)
         for stage, seconds in part.timings.items():
             merged.timings[stage] += seconds
+        for name, value in part.values.items():
+            merged.values.setdefault(name, value)
         if merged.error is None and part.error is not None:
             merged.error = part.error
         merged.info = merged.info or part.info
@@ -164,48 +217,44 @@ def merge_parts(parts: list[MediaAnalysis]) -> MediaAnalysis:
 
 
 def finish(analysis: MediaAnalysis) -> None:
-    """Whole-media signals computed from the frames: the vPDQ hash of a video."""
-    if analysis.info is not None and analysis.info.media_type == "video":
-        samples = [f for f in analysis.frames if f.reason == "sample"]
-        # vPDQ counts seconds from the first frame, as the reference implementation does.
-        origin = samples[0].time if samples else 0.0
-        with _timed(analysis.timings, "hashes"):
-            analysis.vpdq = vpdq_from_frames((f.index, f.time - origin, f.pdq) for f in samples)
+    """The whole-media signals, computed from the frames (the vPDQ hash of a video). This may
+    run in the process that joins a split video's parts, so these signals get no models; a
+    failure of one is the file's error."""
+    try:
+        _compute(registry.signals(Target.MEDIA), analysis, analysis.values, None, analysis.timings)
+    except Exception as exc:
+        error = unexpected(exc, "analysis", MediaError)
+        analysis.error = analysis.error or error
 
 
 def analyze_frame(
-    frame: Frame, detectors: Detectors, timings: dict[str, float], local_features: bool = True
+    frame: Frame,
+    detectors: Models,
+    timings: dict[str, float],
+    skip: frozenset[str] = frozenset(),
 ) -> FrameAnalysis:
-    """PDQ (with the variants used for matching), sexual-content scores and faces of a frame."""
-    local = preview = None
-    with _timed(timings, "hashes"):
-        variants = query_hashes(frame.image)  # the first is the plain "original" hash
-        pdq = variants[0].hash
-        if local_features and frame.reason == "still":
-            local = extract_features(frame.image)
-            preview = fit_within(frame.image, PREVIEW_SIDE)
-    with _timed(timings, "sexual_content"):
-        nudity = detectors.nudity.predict(frame.image)
-    with _timed(timings, "faces"):
-        faces = detectors.faces.predict(frame.image)
-    return FrameAnalysis(
-        index=frame.index,
-        time=frame.time,
-        reason=frame.reason,
-        pdq=pdq,
-        variants=variants,
-        nudity=nudity,
-        faces=faces,
-        local=local,
-        preview=preview,
-    )
+    """Every registered signal that applies to ``frame`` (but those in ``skip``)."""
+    target = Target.STILL if frame.reason == "still" else Target.FRAME
+    values: dict[str, Any] = {}
+    _compute(registry.signals(target), frame, values, detectors, timings, skip)
+    return FrameAnalysis(frame.index, frame.time, frame.reason, values)
 
 
-def fit_within(image: np.ndarray, side: int) -> np.ndarray:
-    """``image`` scaled down (area averaging) so its longest side is at most ``side``."""
-    height, width = image.shape[:2]
-    scale = side / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+def _compute(
+    signals: Sequence[Signal[Any]],
+    subject: Any,
+    values: dict[str, Any],
+    models: Models | None,
+    timings: dict[str, float],
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """Each signal's value for ``subject`` (a frame, file or media) into ``values``, in order,
+    each signal seeing those before it; a signal with nothing to say adds no value."""
+    context = SignalContext(values, models)
+    for signal in signals:
+        if signal.name in skip:
+            continue
+        with _timed(timings, signal.timing):
+            value = signal.compute(subject, context)  # type: ignore[attr-defined]
+        if value is not None:
+            values[signal.name] = value

@@ -17,6 +17,7 @@ from safeeye.media.sniff import SNIFF_BYTES, sniff
 from safeeye.pipeline.analyze import MediaAnalysis, analyze_file, merge_parts
 from safeeye.pipeline.detectors import Detectors
 from safeeye.pipeline.isolation import Outcome, Supervisor, Task
+from safeeye.signals import registry
 from safeeye.signals.hashes import ContentHashes, hash_file
 
 # A video shorter than twice this is not worth splitting between workers.
@@ -83,6 +84,9 @@ class ProcessAnalyzer:
     analysed in parallel; a failed segment leaves the file the error and the other frames."""
 
     def __init__(self, settings: Settings, workers: int | None = None) -> None:
+        # The workers import the signal modules themselves; this process needs them too (it
+        # joins split videos' parts, and summarises and stores the values).
+        registry.load_modules(settings.signal_modules)
         self.settings = settings
         self.workers = workers or worker_count(settings)
         self._supervisor = Supervisor(settings, self.workers)

@@ -8,25 +8,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
 from safeeye.cases.sealing import seal_match_evidence
 from safeeye.crypto import seal, unseal
-from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting
+from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting, SignalValue
 from safeeye.db.types import utcnow
 from safeeye.errors import MediaError
 from safeeye.matching.rules import MatchCandidate
-from safeeye.matching.variants import VariantHash
 from safeeye.media.decode import MediaInfo
 from safeeye.pipeline.analyze import FrameAnalysis, MediaAnalysis
-from safeeye.signals.faces import Face
+from safeeye.signals import registry
+from safeeye.signals.faces import Face, FaceSignal
 from safeeye.signals.hashes import ContentHashes
-from safeeye.signals.nudity import NudityResult
-from safeeye.signals.pdq import PdqHash
+from safeeye.signals.nudity import NudityResult, NuditySignal
+from safeeye.signals.variants import PdqSignal
+from safeeye.signals.vpdq import VpdqSignal
 from safeeye.work import Work
+
+
+#: The signals kept in dedicated columns (``media_frames``, ``media_faces``, ``media``): the
+#: matcher indexes PDQ and face embeddings (sealed under the signals key), the review queue
+#: sorts by the sexual-content score, vPDQ is exchanged in its own text form. Every other
+#: signal is stored by the same loop in ``signal_values``, by name and version, so a new one
+#: needs no migration.
+INDEXED_SIGNALS = frozenset({PdqSignal.name, FaceSignal.name, NuditySignal.name, VpdqSignal.name})
+_PDQ, _VPDQ = PdqSignal(), VpdqSignal()
 
 
 @dataclass
@@ -90,20 +100,19 @@ def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media
     media.face_count = analysis.face_count
     media.sexual_score = analysis.sexual_score
     media.sexual_scores = analysis.sexual_scores
-    from safeeye.signals.vpdq import vpdq_to_text
-
-    media.vpdq = vpdq_to_text(analysis.vpdq) if analysis.vpdq else None
+    media.vpdq = _VPDQ.encode(analysis.vpdq) if analysis.vpdq else None
     session.flush()
     for frame in analysis.frames:
+        pdq = frame.pdq
         session.add(
             MediaFrame(
                 media_id=media.id,
                 frame_index=frame.index,
                 time=frame.time,
                 reason=frame.reason,
-                pdq_hex=frame.pdq.hex,
-                pdq_quality=frame.pdq.quality,
-                pdq_variants=[[v.variant, v.hash.hex, v.hash.quality] for v in frame.variants],
+                pdq_hex=pdq.hex if pdq else None,
+                pdq_quality=pdq.quality if pdq else None,
+                pdq_variants=_PDQ.encode(frame.variants),
                 sexual_score=frame.nudity.sexual_score,
                 sexual_scores=dict(frame.nudity.scores),
                 face_count=len(frame.faces),
@@ -124,31 +133,52 @@ def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media
                 face.embedding.astype(np.float32).tobytes(),
                 f"media-face:{row.id}".encode(),
             )
+    store_signal_values(work, media.id, analysis)
     return media
 
 
+def store_signal_values(work: Work, media_id: int, analysis: MediaAnalysis) -> None:
+    """Every stored signal not in ``INDEXED_SIGNALS``, in ``signal_values``: a row per frame
+    with a value, or one per media for a whole-file or whole-media signal."""
+    registry.load_modules(work.app.settings.signal_modules)
+    rows = [
+        {
+            "media_id": media_id,
+            "frame_index": index,
+            "signal": signal.name,
+            "version": signal.version,
+            "value": signal.encode(value),
+        }
+        for signal in registry.signals()
+        if signal.stored and signal.name not in INDEXED_SIGNALS
+        for index, value in analysis.signal_values(signal)
+    ]
+    if rows:
+        work.session.execute(insert(SignalValue), rows)
+
+
 def stored_analysis(app: SafeEye, media: Media) -> MediaAnalysis:
-    """The analysis of already-scanned media, rebuilt from the database for re-matching."""
+    """The analysis of already-scanned media, rebuilt from the database for re-matching: the
+    indexed signals from their columns, the others from ``signal_values`` (a value of another
+    version than the registered signal's is left out: it would need a new scan)."""
+    registry.load_modules(app.settings.signal_modules)
     faces_by_frame: dict[int, list[Face]] = {}
     for row in media.faces:
         raw = unseal(app.keys.signals, row.embedding_sealed, f"media-face:{row.id}".encode())
         faces_by_frame.setdefault(row.frame_index, []).append(
             Face(box=tuple(row.box), score=0.0, embedding=np.frombuffer(raw, dtype=np.float32))  # type: ignore[arg-type]
         )
-    frames = [
-        FrameAnalysis(
-            index=f.frame_index,
-            time=f.time,
-            reason=f.reason,
-            pdq=PdqHash.from_hex(f.pdq_hex or "0" * 64, f.pdq_quality or 0),
-            variants=[VariantHash(v, PdqHash.from_hex(h, q)) for v, h, q in (f.pdq_variants or [])],
-            nudity=NudityResult(
-                detections=(), scores=f.sexual_scores or {}, sexual_score=f.sexual_score or 0.0
-            ),
-            faces=faces_by_frame.get(f.frame_index, []),
-        )
-        for f in media.frames
-    ]
+    frames = []
+    for f in media.frames:
+        values: dict[str, Any] = {
+            NuditySignal.name: NudityResult((), f.sexual_scores or {}, f.sexual_score or 0.0),
+            FaceSignal.name: faces_by_frame.get(f.frame_index, []),
+        }
+        if f.pdq_variants:
+            values[PdqSignal.name] = _PDQ.decode(f.pdq_variants)
+        frames.append(FrameAnalysis(f.frame_index, f.time, f.reason, values))
+    media_values: dict[str, Any] = {VpdqSignal.name: _VPDQ.decode(media.vpdq)} if media.vpdq else {}
+    _read_signal_values(media, frames, media_values)
     info = None
     if media.media_type:
         info = MediaInfo(
@@ -168,8 +198,28 @@ def stored_analysis(app: SafeEye, media: Media) -> MediaAnalysis:
         hashes=ContentHashes(media.sha256, media.md5, media.size_bytes),
         info=info,
         frames=frames,
+        values=media_values,
         error=error,
     )
+
+
+def _read_signal_values(
+    media: Media, frames: list[FrameAnalysis], media_values: dict[str, Any]
+) -> None:
+    """The generically stored values of ``media``, decoded into its frames and ``media_values``."""
+    session = Session.object_session(media)
+    if session is None:
+        return
+    by_index = {frame.index: frame for frame in frames}
+    rows = session.execute(select(SignalValue).where(SignalValue.media_id == media.id)).scalars()
+    for row in rows:
+        signal = registry.get(row.signal)
+        if signal is None or signal.version != row.version:
+            continue
+        if row.frame_index is None:
+            media_values[row.signal] = signal.decode(row.value)
+        elif row.frame_index in by_index:
+            by_index[row.frame_index].values[row.signal] = signal.decode(row.value)
 
 
 def location_key(location: str) -> str:

@@ -56,6 +56,8 @@ class ScanResult:
     reused: bool = False
     new_sighting: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # Every registered signal's short summary by name (None where it had no value).
+    signals: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -257,6 +259,7 @@ def _result_of(input_: str, analysis: MediaAnalysis, sexual_threshold: float) ->
         frames_analyzed=len(analysis.frames),
         duration=info.duration if info else None,
         timings=dict(analysis.timings),
+        signals=analysis.summaries(),
     )
 
 

@@ -20,7 +20,7 @@ What dlib's forward pass does, and the graph reproduces:
 * ``loss_metric`` returns the 128 values as they are: no normalisation.
 
 ``compute_face_descriptor(chip)`` with the default ``num_jitters=0`` is exactly this forward pass
-on the chip (cast to double), so ``OnnxFaceEncoder.encode`` returns the same embeddings up to
+on the chip (cast to double), so ``OnnxFaceEncoder.predict`` returns the same embeddings up to
 float32 summation order (max abs difference ~1e-6).
 """
 
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from safeeye.signals.base import LazyModel
+from safeeye.signals.onnx import inference_session
 
 CHIP_SIZE = 150
 EMBEDDING_DIM = 128
@@ -471,8 +472,10 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-class OnnxFaceEncoder(LazyModel):
-    """dlib's face embedding (``compute_face_descriptor`` of a 150x150 chip) in onnxruntime.
+class OnnxFaceEncoder(LazyModel[list[np.ndarray], np.ndarray]):
+    """dlib's face embedding (``compute_face_descriptor`` of a 150x150 chip) in onnxruntime:
+    ``predict`` turns 150x150x3 RGB ``uint8`` face chips into ``(len(chips), 128)`` float32
+    embeddings.
 
     Converts on first use; with ``cache_dir`` the ONNX file is kept there, named after the
     ``.dat`` file's SHA-256, so later processes skip the conversion. Thread-safe.
@@ -515,33 +518,19 @@ class OnnxFaceEncoder(LazyModel):
         return model
 
     def _load(self) -> None:
-        import onnxruntime as ort
+        self._session = inference_session(self.model_bytes(), self.threads)
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle pool threads sleep instead of spinning: on a small machine shared with decoding
-        # and detection, spinning threads steal the cores the other work needs.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            self.model_bytes(), options, providers=["CPUExecutionProvider"]
-        )
-
-    def encode(self, chips: list[np.ndarray]) -> np.ndarray:
-        """The ``(len(chips), 128)`` float32 embeddings of 150x150x3 RGB uint8 face chips."""
-        self.load()
-        if not chips:
+    def _predict(self, inputs: list[np.ndarray]) -> np.ndarray:
+        if not inputs:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        for chip in chips:
+        for chip in inputs:
             if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3) or chip.dtype != np.uint8:
                 raise ValueError(
                     f"a face chip must be {CHIP_SIZE}x{CHIP_SIZE}x3 uint8 RGB, "
                     f"not {chip.shape} {chip.dtype}"
                 )
         out = [
-            self._session.run(["embedding"], {"chips": np.stack(chips[i : i + _BATCH])})[0]
-            for i in range(0, len(chips), _BATCH)
+            self._session.run(["embedding"], {"chips": np.stack(inputs[i : i + _BATCH])})[0]
+            for i in range(0, len(inputs), _BATCH)
         ]
         return np.concatenate(out).astype(np.float32, copy=False)

@@ -7,16 +7,21 @@ Distances between embeddings are Euclidean; the same person is usually under 0.6
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from safeeye.media.frames import Frame
-from safeeye.signals.base import FrameSignal, LazyModel
+from safeeye.signals.base import FrameSignal, LazyModel, SignalContext
+from safeeye.signals.registry import register, register_model
+
+if TYPE_CHECKING:
+    from safeeye.config import Settings
 
 EMBEDDING_DIM = 128
 
@@ -58,8 +63,10 @@ class FaceOptions:
     cache_dir: Path | None = None
 
 
-class FaceAnalyzer(LazyModel):
-    """Finds faces and embeds them. Thread-safe loading; one instance per process.
+class FaceAnalyzer(LazyModel[np.ndarray, list[Face]]):
+    """Finds faces and embeds them: ``predict`` takes an RGB ``uint8`` image and returns every
+    face of at least ``min_size`` pixels, largest first. Thread-safe loading; one instance per
+    process.
 
     The embedding network is dlib's ResNet either way: run by onnxruntime (the default; the
     same weights converted exactly, about 13x faster than the BLAS-less dlib wheel) or by dlib.
@@ -90,7 +97,7 @@ class FaceAnalyzer(LazyModel):
                 cache_dir=self.options.cache_dir, threads=self.options.threads
             )
             encoder.load()
-            self._encode = encoder.encode
+            self._encode = encoder.predict
         else:
             network = dlib.face_recognition_model_v1(
                 str(models / "dlib_face_recognition_resnet_model_v1.dat")
@@ -99,10 +106,8 @@ class FaceAnalyzer(LazyModel):
                 [network.compute_face_descriptor(c) for c in chips], dtype=np.float32
             ).reshape(-1, EMBEDDING_DIM)
 
-    def predict(self, image: np.ndarray) -> list[Face]:
-        """Every face of at least ``min_size`` pixels in ``image`` (RGB uint8), largest first."""
-        self.load()
-        scaled, scale = _fit(image, self.options.max_side)
+    def _predict(self, inputs: np.ndarray) -> list[Face]:
+        scaled, scale = _fit(inputs, self.options.max_side)
         upsample = self.options.upsample
         if max(scaled.shape[:2]) <= self.options.small_side:
             upsample += 1
@@ -154,11 +159,43 @@ def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.asarray(resized), scale
 
 
+@register_model("faces")
+def face_analyzer(settings: Settings, threads: int | None = None) -> FaceAnalyzer:
+    """The face detector and encoder the settings ask for (``threads``: default 1)."""
+    return FaceAnalyzer(
+        FaceOptions(
+            detector=settings.face_detector,
+            upsample=settings.face_upsample,
+            max_side=settings.face_max_side,
+            small_side=settings.face_small_side,
+            encoder=settings.face_encoder,
+            threads=threads or 1,
+            cache_dir=settings.data_dir / "models",
+            min_size=settings.face_min_size,
+        )
+    )
+
+
+@register
 class FaceSignal(FrameSignal[list[Face]]):
+    """The faces of a frame. Their JSON form leaves the embeddings out: those are personal
+    data, kept only sealed under the signals key (``pipeline.record``), so decoded faces have
+    an empty embedding."""
+
     name: ClassVar[str] = "faces"
+    models: ClassVar[tuple[str, ...]] = ("faces",)
 
-    def __init__(self, analyzer: FaceAnalyzer) -> None:
-        self.analyzer = analyzer
+    def compute(self, frame: Frame, context: SignalContext) -> list[Face]:
+        analyzer: FaceAnalyzer = context.model("faces")
+        return analyzer.predict(frame.image)
 
-    def compute(self, frame: Frame) -> list[Face]:
-        return self.analyzer.predict(frame.image)
+    def encode(self, value: list[Face]) -> Any:
+        return [{"box": list(face.box), "score": face.score} for face in value]
+
+    def decode(self, data: Any) -> list[Face]:
+        empty = np.zeros(0, np.float32)
+        return [Face(tuple(f["box"]), f["score"], empty) for f in data]  # type: ignore[arg-type]
+
+    def summary(self, values: Sequence[list[Face]]) -> Any:
+        """How many faces were found, and in how many frames."""
+        return {"count": sum(map(len, values)), "frames": sum(1 for v in values if v)}

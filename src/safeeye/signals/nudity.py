@@ -9,19 +9,23 @@ trained on RGB. We feed RGB; given the same RGB array, ``NudeDetector.detect`` a
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 
 from safeeye.errors import MediaError
 from safeeye.media.frames import Frame
-from safeeye.signals.base import FrameSignal, LazyModel
+from safeeye.signals.base import FrameSignal, LazyModel, SignalContext
+from safeeye.signals.onnx import default_threads, inference_session
+from safeeye.signals.registry import register, register_model
+
+if TYPE_CHECKING:
+    from safeeye.config import Settings
 
 #: NudeNet's 18 classes in the model's output order (checked against the model's metadata).
 LABELS: tuple[str, ...] = (
@@ -82,49 +86,43 @@ class NudityResult:
     sexual_score: float
 
 
-class NudityDetector(LazyModel):
-    """NudeNet's detector, loaded on first use. ``threads`` caps onnxruntime's intra-op threads
-    (default: 2, or 1 on a one-core machine; use 1 when several scan workers share a CPU)."""
+class NudityDetector(LazyModel[np.ndarray, NudityResult]):
+    """NudeNet's detector, loaded on first use; ``predict`` takes an RGB ``uint8`` image
+    (HxWx3). ``threads`` caps onnxruntime's intra-op threads (default: 2, or 1 on a one-core
+    machine; use 1 when several scan workers share a CPU)."""
 
     def __init__(
         self, model_path: Path | None = None, threads: int | None = None, batch_size: int = 8
     ) -> None:
         super().__init__()
         self.model_path = model_path
-        self.threads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        self.threads = threads if threads is not None else default_threads()
         self.batch_size = batch_size
-        self._session = None
+        self._session: Any = None
         self._input_name = ""
 
     def _load(self) -> None:
-        import onnxruntime
-
         path = self.model_path or Path(str(resources.files("nudenet") / "320n.onnx"))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        session = inference_session(path, self.threads)
         names = session.get_modelmeta().custom_metadata_map.get("names")
         if names is not None and names != str(dict(enumerate(LABELS))):
             raise RuntimeError(f"unexpected class list in {path.name}")
         self._input_name = session.get_inputs()[0].name
         self._session = session
 
-    def predict(self, image: np.ndarray) -> NudityResult:
-        """Body parts detected in an RGB ``uint8`` image (HxWx3)."""
-        return self.predict_batch([image])[0]
+    def _predict(self, inputs: np.ndarray) -> NudityResult:
+        return self._run([inputs])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[NudityResult]:
         """``predict`` for many images, run through the model ``batch_size`` at a time."""
         self.load()
+        return self._run(images)
+
+    def _run(self, images: Sequence[np.ndarray]) -> list[NudityResult]:
         results: list[NudityResult] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             blobs, scales = zip(*(_letterbox(image) for image in chunk), strict=True)
-            assert self._session is not None
             (output,) = self._session.run(None, {self._input_name: np.stack(blobs)})
             results.extend(
                 _postprocess(rows, scale, image.shape[:2])
@@ -133,16 +131,54 @@ class NudityDetector(LazyModel):
         return results
 
 
+@register_model("nudity")
+def nudity_detector(settings: Settings, threads: int | None = None) -> NudityDetector:
+    """The detector the settings ask for (NudeNet's bundled model)."""
+    return NudityDetector(threads=threads)
+
+
+@register
 class NuditySignal(FrameSignal[NudityResult]):
     """The sexual-content detections of a frame."""
 
     name: ClassVar[str] = "nudity"
+    models: ClassVar[tuple[str, ...]] = ("nudity",)
+    stage: ClassVar[str] = "sexual_content"
 
-    def __init__(self, detector: NudityDetector) -> None:
-        self.detector = detector
+    def compute(self, frame: Frame, context: SignalContext) -> NudityResult:
+        detector: NudityDetector = context.model("nudity")
+        return detector.predict(frame.image)
 
-    def compute(self, frame: Frame) -> NudityResult:
-        return self.detector.predict(frame.image)
+    def encode(self, value: NudityResult) -> Any:
+        return {
+            "sexual_score": value.sexual_score,
+            "scores": dict(value.scores),
+            "detections": [[d.label, d.score, list(d.box)] for d in value.detections],
+        }
+
+    def decode(self, data: Any) -> NudityResult:
+        detections = tuple(
+            Detection(label, score, tuple(box))  # type: ignore[arg-type]
+            for label, score, box in data.get("detections", ())
+        )
+        return NudityResult(detections, data["scores"], data["sexual_score"])
+
+    def summary(self, values: Sequence[NudityResult]) -> Any:
+        """The highest sexual-content score and the highest score of each detected class."""
+        labels = best_scores(values)
+        return {
+            "score": round(max(v.sexual_score for v in values), 4),
+            "labels": {label: round(score, 4) for label, score in sorted(labels.items())},
+        }
+
+
+def best_scores(results: Iterable[NudityResult]) -> dict[str, float]:
+    """The highest score of each detected class over ``results`` (the frames of a media)."""
+    best: dict[str, float] = {}
+    for result in results:
+        for label, score in result.scores.items():
+            best[label] = max(score, best.get(label, 0.0))
+    return best
 
 
 def _letterbox(image: np.ndarray) -> tuple[np.ndarray, float]:

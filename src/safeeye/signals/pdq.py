@@ -22,15 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar
 
 import cv2
 import numpy as np
 import pdqhash
 
 from safeeye.errors import MediaError
-from safeeye.media.frames import Frame
-from safeeye.signals.base import FrameSignal
 
 HASH_BYTES = 32
 HASH_BITS = 256
@@ -142,15 +139,6 @@ def pdq_dihedral_reference(image: np.ndarray) -> list[PdqHash]:
     """``pdq_dihedral`` computed by the reference C++ of the ``pdqhash`` package (slower)."""
     vectors, quality = pdqhash.compute_dihedral(_prepare(image))
     return [_from_vector(v, quality) for v in vectors]
-
-
-class PdqSignal(FrameSignal[PdqHash]):
-    """The PDQ hash of a frame."""
-
-    name: ClassVar[str] = "pdq"
-
-    def compute(self, frame: Frame) -> PdqHash:
-        return pdq_hash(frame.image)
 
 
 def _from_vector(vector: np.ndarray, quality: int) -> PdqHash:

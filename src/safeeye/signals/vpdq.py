@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from safeeye.signals.base import AnalysedMedia, MediaSignal, SignalContext
 from safeeye.signals.pdq import PdqHash, distance_matrix
+from safeeye.signals.registry import register
+from safeeye.signals.variants import PdqSignal
 
 #: The reference's thresholds: frame Hamming distance, minimum frame quality, and the share of
 #: query frames that must match for ThreatExchange to call two videos a match.
@@ -52,6 +56,35 @@ class VpdqMatch:
 def vpdq_from_frames(frames: Iterable[tuple[int, float, PdqHash]]) -> list[VpdqFeature]:
     """The vPDQ hash of a video from its sampled frames (frame number, seconds, PDQ hash)."""
     return [VpdqFeature(int(number), float(time), h.quality, h) for number, time, h in frames]
+
+
+@register
+class VpdqSignal(MediaSignal[list[VpdqFeature]]):
+    """The vPDQ hash of a video, from the PDQ hashes of its one-per-second samples."""
+
+    name: ClassVar[str] = "vpdq"
+    after: ClassVar[tuple[str, ...]] = (PdqSignal.name,)
+    stage: ClassVar[str] = "hashes"
+
+    def compute(self, media: AnalysedMedia, context: SignalContext) -> list[VpdqFeature] | None:
+        if media.info is None or media.info.media_type != "video":
+            return None
+        samples = [f for f in media.frames if f.reason == "sample" and PdqSignal.name in f.values]
+        # vPDQ counts seconds from the first frame, as the reference implementation does.
+        origin = samples[0].time if samples else 0.0
+        return vpdq_from_frames(
+            (f.index, f.time - origin, f.values[PdqSignal.name][0].hash) for f in samples
+        )
+
+    def encode(self, value: list[VpdqFeature]) -> Any:
+        """The ``vpdq`` hash-file text."""
+        return vpdq_to_text(value)
+
+    def decode(self, data: Any) -> list[VpdqFeature]:
+        return vpdq_from_text(data)
+
+    def summary(self, values: Sequence[list[VpdqFeature]]) -> Any:
+        return {"features": len(values[0])}
 
 
 def vpdq_to_text(features: Sequence[VpdqFeature]) -> str:

@@ -23,6 +23,9 @@ picture, different amounts per side, caption bars, resizing, JPEG and small rota
 4. ``aligned_pdq_distance`` warps the known image into the query's frame, crops both to the
    part they share and reports the PDQ distance of the two crops: the number a PDQ match
    would report had its crop variant existed.
+
+The ``local_features`` signal of a scanned still is step 1's features and a small copy of the
+still for step 4.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import cv2
 import faiss
 import numpy as np
 
+from safeeye.media.frames import Frame
+from safeeye.signals.base import FrameSignal, SignalContext, Target
 from safeeye.signals.pdq import hamming, pdq_hash
+from safeeye.signals.registry import register
 
 DESCRIPTOR_BYTES = 32
 DESCRIPTOR_BITS = 8 * DESCRIPTOR_BYTES
@@ -189,6 +196,46 @@ def extract_features(
     points[:, 1] = (points[:, 1] + 0.5) * (height / size[1]) - 0.5
     return LocalFeatures(points, np.ascontiguousarray(descriptors, np.uint8), width, height,
                          mirrored)  # fmt: skip
+
+
+#: The longest side of the copy of a still kept for verifying local-feature matches.
+PREVIEW_SIDE = 640
+
+
+@dataclass(frozen=True, eq=False)
+class StillFeatures:
+    """A scanned still's features, and a small copy of it to measure a verified match's
+    aligned PDQ distance on. Kept in memory while the still is matched, never stored."""
+
+    features: LocalFeatures
+    preview: np.ndarray
+
+
+@register
+class LocalFeaturesSignal(FrameSignal[StillFeatures]):
+    """ORB features of a still image, for crop-tolerant matching of known images (computed
+    only when known images are registered; see ``pipeline.analyze``)."""
+
+    name: ClassVar[str] = "local_features"
+    applies_to: ClassVar[frozenset[Target]] = frozenset({Target.STILL})
+    stage: ClassVar[str] = "hashes"
+    stored: ClassVar[bool] = False
+
+    def compute(self, frame: Frame, context: SignalContext) -> StillFeatures:
+        return StillFeatures(extract_features(frame.image), fit_within(frame.image, PREVIEW_SIDE))
+
+    def summary(self, values: Sequence[StillFeatures]) -> Any:
+        return {"keypoints": max(len(v.features) for v in values)}
+
+
+def fit_within(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` scaled down (area averaging) so its longest side is at most ``side``."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

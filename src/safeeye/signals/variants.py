@@ -12,16 +12,22 @@ sides are hashed differently, and a match is any (known, query) pair within the 
   are found, at most 2 hashes.
 
 Cropping is handled on the known side because reference media are few and scanned media are
-many; bars are handled on the query side because their size is unknown in advance.
+many; bars are handled on the query side because their size is unknown in advance. The
+``pdq`` signal of every analysed frame is its ``query_hashes``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from safeeye.media.frames import Frame
+from safeeye.signals.base import FrameSignal, SignalContext
 from safeeye.signals.pdq import DIHEDRAL_NAMES, PdqHash, pdq_dihedral, pdq_hash
+from safeeye.signals.registry import register
 
 #: Known crop variants whose quality is below this are dropped (flat crops match anything).
 MIN_QUALITY = 50
@@ -93,6 +99,29 @@ def query_hashes(image: np.ndarray) -> list[VariantHash]:
     if trimmed.shape != image.shape:
         out.append(VariantHash("trimmed", pdq_hash(trimmed)))
     return out
+
+
+@register
+class PdqSignal(FrameSignal[list[VariantHash]]):
+    """The PDQ signal of a frame: ``query_hashes`` (its plain PDQ hash first)."""
+
+    name: ClassVar[str] = "pdq"
+    stage: ClassVar[str] = "hashes"
+
+    def compute(self, frame: Frame, context: SignalContext) -> list[VariantHash]:
+        return query_hashes(frame.image)
+
+    def encode(self, value: list[VariantHash]) -> Any:
+        """``[[variant, hex, quality], ...]``."""
+        return [[v.variant, v.hash.hex, v.hash.quality] for v in value]
+
+    def decode(self, data: Any) -> list[VariantHash]:
+        return [VariantHash(v, PdqHash.from_hex(h, q)) for v, h, q in data]
+
+    def summary(self, values: Sequence[list[VariantHash]]) -> Any:
+        """The first frame's plain hash (a still's hash), and how many frames were hashed."""
+        first = values[0][0].hash
+        return {"hash": first.hex, "quality": first.quality, "frames": len(values)}
 
 
 def trim_borders(image: np.ndarray) -> np.ndarray:
