@@ -8,6 +8,7 @@ may flip: the tests allow ``MAX_BITS`` flipped bits and a quality off by one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -19,10 +20,10 @@ from PIL import Image, ImageOps
 from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
 from safeeye.media.frames import Frame
+from safeeye.signals.base import SignalContext
 from safeeye.signals.pdq import (
     DIHEDRAL_NAMES,
     PdqHash,
-    PdqSignal,
     distance_matrix,
     hamming,
     pdq_dihedral,
@@ -30,6 +31,7 @@ from safeeye.signals.pdq import (
     pdq_hash,
     pdq_hash_reference,
 )
+from safeeye.signals.variants import PdqSignal
 
 FACES = Path(__file__).parent / "fixtures" / "faces"
 CLIP = Path(__file__).parent / "fixtures" / "video" / "short_hamilton_clip.mp4"
@@ -89,10 +91,18 @@ def test_large_photos_are_hashed_exactly_at_full_resolution() -> None:
     assert hamming(pdq_hash(big), full) == 0
 
 
-def test_signal_hashes_a_frame() -> None:
+def test_signal_hashes_a_frame_plain_hash_first_and_stores_it_as_json() -> None:
     image = _load(FACES / "biden2.jpg")
-    assert PdqSignal.name == "pdq"
-    assert PdqSignal().compute(Frame(0, 0.0, image)) == pdq_hash(image)
+    signal = PdqSignal()
+    assert signal.name == "pdq"
+    variants = signal.compute(Frame(0, 0.0, image), SignalContext({}))
+    assert variants[0].variant == "original" and variants[0].hash == pdq_hash(image)
+    assert signal.decode(json.loads(json.dumps(signal.encode(variants)))) == variants
+    assert signal.summary([variants]) == {
+        "hash": pdq_hash(image).hex,
+        "quality": pdq_hash(image).quality,
+        "frames": 1,
+    }
 
 
 def test_grey_and_rgba_images_are_accepted() -> None:
