@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -160,17 +161,17 @@ def test_one_scan_in_worker_processes_survives_hostile_costly_and_crashing_files
 def test_an_exception_while_recording_one_file_is_its_error_and_its_database_work_is_undone(
     app: SafeEye, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from safeeye.pipeline import scan
+    from safeeye.pipeline import record
 
     secret = FACES / "biden.jpg"
-    real_store_sighting = scan.store_sighting
+    real_record_sighting = record.record_sighting
 
-    def failing_store_sighting(session, media, analysis, facts):  # type: ignore[no-untyped-def]
+    def failing_record_sighting(session, media, sha256, facts, error=None):  # type: ignore[no-untyped-def]
         if facts.location == str(secret):
             raise RuntimeError(f"database trouble with {facts.location}")
-        return real_store_sighting(session, media, analysis, facts)
+        return real_record_sighting(session, media, sha256, facts, error)
 
-    monkeypatch.setattr(scan, "store_sighting", failing_store_sighting)
+    monkeypatch.setattr(record, "record_sighting", failing_record_sighting)
     inputs = [FACES / "obama.jpg", secret, FACES / "two_people.jpg"]
     results = run(app, monkeypatch, "scan", *map(str, inputs))
 
@@ -181,6 +182,9 @@ def test_an_exception_while_recording_one_file_is_its_error_and_its_database_wor
     with app.db.session() as session:
         stored = {m.sha256 for m in session.execute(select(Media)).scalars()}
     assert results[1]["sha256"] not in stored  # its media row was rolled back with the rest
+    assert not app.blobs.exists(
+        app.blobs.address("media", hashlib.sha256(secret.read_bytes()).hexdigest())
+    )
     assert {results[0]["sha256"], results[2]["sha256"]} <= stored
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "RuntimeError" in logged and str(secret) not in logged and "trouble" not in logged

@@ -67,6 +67,16 @@ class Settings(BaseSettings):
         description="Base64 of 32 bytes. Default: generated into DATA_DIR/master.key (0600).",
     )
     actor: str = Field(default="", description="Who is acting, for the audit log (CLI).")
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The Celery broker `safeeye worker` uses: redis:// or amqp:// (RabbitMQ).",
+    )
+    task_lease_seconds: float = Field(
+        default=120.0,
+        gt=0.0,
+        description="How long a task holds its row without a heartbeat before another worker "
+        "may take it over (a worker that died).",
+    )
     audit_checkpoint_file: Path | None = Field(
         default=None,
         description="Where signed audit checkpoints are kept, outside the database. Default: "

@@ -150,8 +150,13 @@ class Media(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     duration: Mapped[float | None] = mapped_column(Float)
     blob_address: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="new")  # new|scanned|failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # states.MediaStatus
     error: Mapped[str | None] = mapped_column(Text)
+    # The scan is a task over this row: who holds it, until when, how often it was tried.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     face_count: Mapped[int | None] = mapped_column(Integer)
     sexual_score: Mapped[float | None] = mapped_column(Float)
     sexual_scores: Mapped[dict[str, float] | None] = mapped_column(JSONType)
@@ -264,9 +269,17 @@ class UrlState(Base):
     last_modified: Mapped[str | None] = mapped_column(String(64))
     fingerprint: Mapped[str | None] = mapped_column(String(128))  # size:mtime of a local file
     sha256: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str | None] = mapped_column(String(16))  # ok|unchanged|failed
+    status: Mapped[str | None] = mapped_column(String(16))  # pending|ok|unchanged|failed
     error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Fetching this URL is a task over this row (status "pending" while queued).
+    visit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visits.id", ondelete="SET NULL"), index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -362,6 +375,26 @@ class Match(Base):
     media: Mapped[Media] = relationship()
 
     __table_args__ = (UniqueConstraint("media_id", "case_id", "kind"),)
+
+
+class HostSlot(Base):
+    """When the next request to a host may start: the politeness interval every process and
+    machine keeps together (``ingest/hostlimits.py``)."""
+
+    __tablename__ = "host_slots"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NamedLease(Base):
+    """A job that must run in exactly one place at a time (the scheduler): who holds it."""
+
+    __tablename__ = "named_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ServiceKey(Base):

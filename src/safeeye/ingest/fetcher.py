@@ -44,7 +44,7 @@ from safeeye import __version__
 from safeeye.errors import FetchError
 from safeeye.ingest.addresses import AddressGuard, Resolver, Target, parse_target
 from safeeye.ingest.decoding import BodyDecoder, body_coding
-from safeeye.ingest.hostlimits import HostLimits
+from safeeye.ingest.hostlimits import HostLimits, Spacing
 from safeeye.ingest.pinning import Deadlines, PinnedBackend, PinnedTransport
 from safeeye.ingest.robots import RobotsCache, RobotsRules
 from safeeye.media.sniff import SNIFF_BYTES, Sniffed, sniff
@@ -208,7 +208,9 @@ class Fetcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         resolver: Resolver | None = None,
+        spacing: Spacing | None = None,
     ) -> None:
+        """``spacing`` shares the per-host interval with other processes (``SharedSpacing``)."""
         self.policy = policy or FetchPolicy()
         self._clock = clock
         self._deadlines = Deadlines()
@@ -240,7 +242,7 @@ class Fetcher:
             },
         )
         self._hosts = HostLimits(
-            self.policy.host_interval, self.policy.host_concurrency, clock=clock
+            self.policy.host_interval, self.policy.host_concurrency, clock=clock, shared=spacing
         )
         self._robots = RobotsCache(clock=clock)
         self._random = random.Random()

@@ -1,4 +1,9 @@
-"""Politeness per host: at most N requests at once, and a minimum interval between requests."""
+"""Politeness per host: at most N requests at once, and a minimum interval between requests.
+
+The interval is kept in this process, or, given a ``Spacing`` (``SharedSpacing``: a row per host
+in the database), by every process and machine together: N workers then fetch from one site no
+more often than one would.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from safeeye.errors import FetchError
+
+
+class Spacing(Protocol):
+    """Reserves when the next request to a host may start, for everyone who shares it."""
+
+    def reserve(self, host: str, interval: float) -> float:
+        """Seconds from now until this caller's request may start (0: at once)."""
+        ...
 
 #: Above this many hosts, idle ones are forgotten (a crawler meets millions of hosts).
 _PRUNE_ABOVE = 4096
@@ -39,6 +53,7 @@ class HostLimits:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        shared: Spacing | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("per-host concurrency must be at least 1")
@@ -48,6 +63,7 @@ class HostLimits:
         self._sleep = sleep
         self._hosts: dict[str, _Host] = {}
         self._lock = threading.Lock()
+        self._shared = shared
 
     def interval(self, host: str) -> float:
         """The spacing in force for ``host`` (the default unless raised by Crawl-delay)."""
@@ -76,14 +92,18 @@ class HostLimits:
                 raise FetchError(f"no free connection slot for {host} in time", code="timeout")
             try:
                 with state.lock:
-                    now = self._clock()
-                    start = max(now, state.next_start)
-                    wait = start - now
+                    if self._shared is not None:
+                        wait = self._shared.reserve(host, state.interval)
+                    else:
+                        now = self._clock()
+                        start = max(now, state.next_start)
+                        wait = start - now
                     if wait > deadline - time.monotonic():
                         raise FetchError(
                             f"the rate limit for {host} leaves no time to fetch", code="timeout"
                         )
-                    state.next_start = start + state.interval
+                    if self._shared is None:
+                        state.next_start = start + state.interval
                 if wait > 0:
                     self._sleep(wait)
                 yield

@@ -16,6 +16,7 @@ from safeeye.app import SafeEye
 from safeeye.cases.sealing import seal_match_evidence
 from safeeye.crypto import seal, unseal
 from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting, SignalValue
+from safeeye.db.states import MediaStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import MediaError
 from safeeye.matching.rules import MatchCandidate
@@ -28,7 +29,6 @@ from safeeye.signals.nudity import NudityResult, NuditySignal
 from safeeye.signals.variants import PdqSignal
 from safeeye.signals.vpdq import VpdqSignal
 from safeeye.work import Work
-
 
 #: The signals kept in dedicated columns (``media_frames``, ``media_faces``, ``media``): the
 #: matcher indexes PDQ and face embeddings (sealed under the signals key), the review queue
@@ -232,8 +232,19 @@ def store_sighting(
 ) -> Sighting:
     """Record that this content was seen at ``facts.location`` now (once per location and
     content: a repeat sighting only moves ``last_seen_at``)."""
+    error = analysis.error.as_text() if analysis.error else None
+    return record_sighting(session, media, analysis.hashes.sha256, facts, error)
+
+
+def record_sighting(
+    session: Session,
+    media: Media | None,
+    sha256: str,
+    facts: SightingFacts,
+    error: str | None = None,
+) -> Sighting:
+    """The sighting of content ``sha256`` at ``facts.location``, created or seen again."""
     key = location_key(facts.location)
-    sha256 = analysis.hashes.sha256
     existing = session.execute(
         select(Sighting).where(Sighting.location_key == key, Sighting.sha256 == sha256)
     ).scalar_one_or_none()
@@ -256,13 +267,13 @@ def store_sighting(
         http_headers=facts.http_headers,
         server_ip=facts.server_ip,
         evidence=facts.evidence or None,
-        error=analysis.error.as_text() if analysis.error else None,
+        error=error,
     )
     try:
         with session.begin_nested():
             session.add(sighting)
     except DBIntegrityError:  # the same sighting was stored by another worker just now
-        return store_sighting(session, media, analysis, facts)
+        return record_sighting(session, media, sha256, facts, error)
     return sighting
 
 
@@ -311,3 +322,70 @@ def store_matches(work: Work, media: Media, candidates: list[MatchCandidate]) ->
             match.evidence_sealed = seal_match_evidence(key, match.id, candidate.evidence())
         stored.append(StoredMatch(match.id, case.code, candidate, new))
     return stored
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file taken in: its media row (new or known), the sighting, and whether it waits for
+    a scan."""
+
+    media_id: int | None
+    sighting_id: int
+    media_status: str | None
+    new_sighting: bool
+
+
+def store_file(work: Work, path: Path, hashes: ContentHashes, facts: SightingFacts) -> Stored:
+    """Store first: the encrypted blob and a media row waiting to be scanned (unless this
+    content was scanned before), and the sighting, so that any worker can scan it from the
+    blob store. Content that failed before is queued again (a person or a source offers it
+    anew). The blob is written before the unit of work takes the database's write lock."""
+    app, session = work.app, work.session
+    media = None
+    address = None
+    if hashes.size > 0:
+        with app.db.session(read_only=True) as look:
+            known = look.execute(
+                select(Media.status, Media.blob_address).where(Media.sha256 == hashes.sha256)
+            ).first()
+        if known is None or (known.status != MediaStatus.SCANNED and known.blob_address is None):
+            address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
+        media = session.execute(
+            select(Media).where(Media.sha256 == hashes.sha256)
+        ).scalar_one_or_none()
+        if media is None:
+            media = Media(
+                sha256=hashes.sha256,
+                md5=hashes.md5,
+                size_bytes=hashes.size,
+                status=MediaStatus.PENDING,
+                attempts=0,
+            )
+            try:
+                with session.begin_nested():
+                    session.add(media)
+            except DBIntegrityError:  # another worker took the same content in just now
+                media = session.execute(
+                    select(Media).where(Media.sha256 == hashes.sha256)
+                ).scalar_one()
+        if media.status == MediaStatus.FAILED:
+            move(media, MediaStatus.PENDING)
+            media.error, media.attempts = None, 0
+        if media.status == MediaStatus.PENDING and media.blob_address is None:
+            media.blob_address = address or app.blobs.put_file(
+                path, app.keys.media, "media", hashes.sha256
+            )
+    error = None if media is not None else "empty: the file is empty (0 bytes)"
+    sighting = record_sighting(session, media, hashes.sha256, facts, error)
+    work.audit(
+        "sighting.recorded",
+        "sighting",
+        sighting.id,
+        {"media": media.id if media else None, "times_seen": sighting.times_seen},
+    )
+    return Stored(
+        media.id if media else None,
+        sighting.id,
+        media.status if media else None,
+        sighting.times_seen == 1,
+    )

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from safeeye.app import SafeEye
+from safeeye.db.models import Media
+from safeeye.db.states import MediaStatus
 from safeeye.errors import MediaError, error_text
 from safeeye.pipeline.analyze import MediaAnalysis
-from safeeye.pipeline.pool import Analyzer, InlineAnalyzer, ProcessAnalyzer
-from safeeye.pipeline.record import (
-    SightingFacts,
-    find_scanned_media,
-    store_matches,
-    store_media,
-    store_sighting,
-    stored_analysis,
-)
-from safeeye.signals.hashes import ContentHashes, hash_file
+from safeeye.pipeline.pool import ProcessAnalyzer
+from safeeye.pipeline.record import SightingFacts, Stored, StoredMatch, store_file
+from safeeye.signals.hashes import hash_file
+from safeeye.tasks.pipeline import ScanOutcome
+from safeeye.tasks.runner import InProcessRunner
 from safeeye.work import Actor
 
 log = logging.getLogger(__name__)
@@ -67,52 +67,44 @@ class ScanResult:
 
 
 class Scanner:
-    """Scans files for the app. Analysis runs in supervised worker processes (up to
-    ``workers``, started as files need them and kept between calls), or inline in this process
-    when the settings ask for it (``analysis_isolation="inline"``: tests and debugging)."""
+    """Scans files for the app, through the pipeline's tasks: each file is stored first (blob
+    and media row), then scanned by ``scan_media`` (or, when its content was scanned before,
+    matched again by ``match_media``) on the in-process runner. Analysis runs in supervised
+    worker processes (up to ``workers``, started as files need them and kept between calls),
+    or inline in this process when the settings ask for it (tests and debugging)."""
 
     def __init__(
         self, app: SafeEye, *, workers: int | None = None, actor: Actor | None = None
     ) -> None:
         self.app = app
         self.actor = actor or Actor.system("scanner")
-        self.workers = workers if workers is not None else app.settings.scan_workers
-        self._workers: ProcessAnalyzer | None = None
+        if workers is not None and workers != app.settings.scan_workers:
+            app = _with_workers(app, workers)
+        self.runner = InProcessRunner(app, self.actor)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
+        """Stop the analysis worker processes, if any were started."""
+        self.runner.close()
 
     def warm_up(self) -> None:
         """Load the models now (in every worker process, unless analysis runs inline)."""
-        analyzer = self._analyzer()
+        analyzer = self.runner.context.analyzer
         if isinstance(analyzer, ProcessAnalyzer):
             analyzer.warm_up()
         else:
             self.app.detectors.load()
 
-    def _analyzer(self) -> Analyzer:
-        if self.app.settings.analysis_isolation == "inline":
-            return InlineAnalyzer(self.app.settings, self.app.detectors)
-        if self._workers is None:
-            self._workers = ProcessAnalyzer(self.app.settings, self.workers or None)
-        return self._workers
-
     def scan_paths(
         self, paths: list[Path], facts: list[SightingFacts] | None = None
     ) -> list[ScanResult]:
         """Scan each path; one file's failure (bad media, or an exception while hashing,
-        analysing or recording it) is that file's error, and the others get their results."""
+        storing, analysing or recording it) is that file's error, and the others get results."""
         facts = facts or [SightingFacts(location=str(p)) for p in paths]
-        analyzer = self._analyzer()
+        analyzer = self.runner.context.analyzer
         if isinstance(analyzer, ProcessAnalyzer):
-            analyzer.prestart(len(paths))  # models load while files are hashed and looked up
-        with self.app.db.session() as session:  # once per call: today's references
-            self.app.matcher.refresh(session)
+            analyzer.prestart(len(paths))  # models load while files are hashed and stored
         results: list[ScanResult | None] = [None] * len(paths)
-        todo: list[tuple[int, ContentHashes]] = []
+        taken: dict[int, Stored] = {}
         for i, path in enumerate(paths):
             problem = _unreadable(path)
             if problem is not None:
@@ -120,27 +112,62 @@ class Scanner:
                 continue
             try:
                 hashes = hash_file(path)
-                known = self._reuse(path, hashes, facts[i])
             except Exception as exc:
                 results[i] = ScanResult(input=str(path), error=error_text(exc, "scan"))
                 continue
-            if known is not None:
-                results[i] = known
-            else:
-                todo.append((i, hashes))
-        analyses = analyzer.analyze_all(
-            [paths[i] for i, _ in todo],
-            [h for _, h in todo],
-            local_features=self._known_images_indexed(),
-        )
-        for (i, hashes), analysis in zip(todo, analyses, strict=True):
             try:
-                results[i] = self._record(paths[i], analysis, facts[i])
+                stored = self.app.call(self.actor, store_file, path, hashes, facts[i])
             except Exception as exc:  # its database work was rolled back; the others go on
+                self._drop_unowned_blob(hashes.sha256)
                 results[i] = ScanResult(
-                    input=str(paths[i]), sha256=hashes.sha256, error=error_text(exc, "scan")
+                    input=str(path), sha256=hashes.sha256, error=error_text(exc, "scan")
                 )
+                continue
+            if stored.media_id is None:
+                results[i] = ScanResult(
+                    input=str(path),
+                    sha256=hashes.sha256,
+                    error="empty: the file is empty (0 bytes)",
+                    sighting_id=stored.sighting_id,
+                    new_sighting=stored.new_sighting,
+                )
+                continue
+            taken[i] = stored
+            task = "scan_media" if stored.media_status == MediaStatus.PENDING else "match_media"
+            self.runner.submit(task, stored.media_id)
+        outcomes = self.runner.drain()
+        for i, stored in taken.items():
+            assert stored.media_id is not None
+            outcome = outcomes.get(("scan_media", stored.media_id)) or outcomes.get(
+                ("match_media", stored.media_id)
+            )
+            results[i] = self._result(paths[i], stored, outcome)
         return [r for r in results if r is not None]
+
+    def _drop_unowned_blob(self, sha256: str) -> None:
+        """A blob written for content whose media row was rolled back is not kept."""
+        with self.app.db.session(read_only=True) as session:
+            if session.execute(select(Media.id).where(Media.sha256 == sha256)).first():
+                return
+        self.app.blobs.delete(self.app.blobs.address("media", sha256))
+
+    def _result(self, path: Path, stored: Stored, outcome: ScanOutcome | None) -> ScanResult:
+        if outcome is None:  # another worker holds this content right now, or it failed before
+            with self.app.db.session(read_only=True) as session:
+                media = session.get(Media, stored.media_id)
+                error = (media.error if media else None) or "busy: another worker is scanning it"
+                sha256 = media.sha256 if media else None
+            result = ScanResult(input=str(path), sha256=sha256, error=error)
+        else:
+            result = _result_of(str(path), outcome.analysis, self.app.settings.sexual_threshold)
+            result.reused = outcome.reused
+            result.matches = sorted(
+                (_report(m) for m in outcome.matches), key=lambda m: (m.case, m.kind)
+            )
+        result.media_id = stored.media_id
+        result.sighting_id = stored.sighting_id
+        result.new_sighting = stored.new_sighting
+        return result
 
     def scan_inputs(self, inputs: list[str]) -> list[ScanResult]:
         """Scan files and URLs (fetched safely first); one result per input, in input order."""
@@ -191,58 +218,25 @@ class Scanner:
                 for fetched in fetched_files:
                     fetched.unlink()
 
-    def _known_images_indexed(self) -> bool:
-        """Whether any case has known images to find by local features (else skip ORB)."""
-        return len(self.app.matcher.local) > 0
 
-    def _reuse(self, path: Path, hashes: ContentHashes, facts: SightingFacts) -> ScanResult | None:
-        """Content scanned before is not analysed again: a new sighting, matched afresh."""
-        with self.app.db.session() as session:
-            media = find_scanned_media(session, hashes.sha256)
-            if media is None:
-                return None
-            analysis = stored_analysis(self.app, media)
-        result = self._record(path, analysis, facts)
-        result.reused = True
-        return result
+def _report(stored: StoredMatch) -> MatchReport:
+    c = stored.candidate
+    return MatchReport(
+        stored.case_code,
+        c.kind,
+        round(c.distance, 4),
+        c.frame_times,
+        c.frame_count,
+        stored.match_id,
+        stored.new,
+    )
 
-    def _record(self, path: Path, analysis: MediaAnalysis, facts: SightingFacts) -> ScanResult:
-        app = self.app
-        result = _result_of(str(path), analysis, app.settings.sexual_threshold)
-        with app.work(self.actor) as work:
-            session = work.session
-            media = store_media(work, path, analysis)
-            sighting = store_sighting(session, media, analysis, facts)
-            result.sighting_id = sighting.id
-            result.new_sighting = sighting.times_seen == 1
-            if media is not None:
-                result.media_id = media.id
-            if media is not None and media.status == "scanned":
-                for stored in store_matches(work, media, app.matcher.match(analysis)):
-                    c = stored.candidate
-                    result.matches.append(
-                        MatchReport(
-                            stored.case_code,
-                            c.kind,
-                            round(c.distance, 4),
-                            c.frame_times,
-                            c.frame_count,
-                            stored.match_id,
-                            stored.new,
-                        )
-                    )
-            work.audit(
-                "media.scanned",
-                "sighting",
-                sighting.id,
-                {
-                    "media": result.media_id,
-                    "error": analysis.error.code if analysis.error else None,
-                    "matches": len(result.matches),
-                },
-            )
-        result.matches.sort(key=lambda m: (m.case, m.kind))
-        return result
+
+def _with_workers(app: SafeEye, workers: int) -> SafeEye:
+    """The app with another number of analysis workers (``scan --workers``)."""
+    clone = copy.copy(app)
+    clone.settings = app.settings.model_copy(update={"scan_workers": workers})
+    return clone
 
 
 def _result_of(input_: str, analysis: MediaAnalysis, sexual_threshold: float) -> ScanResult:

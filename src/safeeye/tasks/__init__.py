@@ -1,0 +1,116 @@
+"""The pipeline as tasks over rows: each step is a function of row ids, run by a runner.
+
+A task claims each of its rows with a lease (``leases.py``), does one step, and commits the next
+state; it is idempotent (a second delivery finds the row done and does nothing), is retried
+with backoff when something outside the media fails, and after its last try leaves the row in a
+recorded failed state. The same task functions run in-process (``runner.InProcessRunner``, the
+embedded default) or in Celery workers (``celery_engine``); the database says what is to do, a
+queue only says "look at row N".
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from safeeye.app import SafeEye
+    from safeeye.ingest.fetcher import Fetcher
+    from safeeye.pipeline.pool import Analyzer
+    from safeeye.work import Actor
+
+#: Results of a batch: row id -> what the step produced for it (None: not this worker's).
+Results = dict[int, Any]
+TaskFunction = Callable[["TaskContext", list[int]], Results]
+
+
+class Runner(Protocol):
+    """Where tasks go: the in-process runner, or Celery."""
+
+    def submit(self, task: str, row_id: int, *, delay: float = 0.0) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its name (the queue's word for it), its function over a batch of row ids, and
+    how often and how patiently it is tried."""
+
+    name: str
+    run: TaskFunction
+    max_attempts: int = 5
+    #: Rows a runner may hand over at once (the analysis of many files runs in parallel).
+    batch: int = 1
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def task(
+    name: str, *, max_attempts: int = 5, batch: int = 1
+) -> Callable[[TaskFunction], TaskFunction]:
+    """Register a task function under ``name``."""
+
+    def register(function: TaskFunction) -> TaskFunction:
+        TASKS[name] = TaskSpec(name, function, max_attempts, batch)
+        return function
+
+    return register
+
+
+def worker_token() -> str:
+    """A name for this process that no other process shares (host, pid, random)."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class TaskContext:
+    """What tasks share within one process: the app, the runner for follow-up tasks, who acts,
+    this process's lease owner name, and the costly parts built once (analysis workers, the
+    fetcher)."""
+
+    def __init__(self, app: SafeEye, runner: Runner, actor: Actor | None = None) -> None:
+        from safeeye.work import Actor
+
+        self.app = app
+        self.runner = runner
+        self.actor = actor or Actor.system("worker")
+        self.owner = worker_token()
+        self.lease = timedelta(seconds=app.settings.task_lease_seconds)
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        from safeeye.pipeline.pool import InlineAnalyzer, ProcessAnalyzer
+
+        settings = self.app.settings
+        if settings.analysis_isolation == "inline":
+            return InlineAnalyzer(settings, self.app.detectors)
+        return ProcessAnalyzer(settings, settings.scan_workers or None)
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        from safeeye.ingest.fetcher import Fetcher
+        from safeeye.ingest.policy import fetch_policy
+        from safeeye.ingest.spacing import SharedSpacing
+
+        return Fetcher(fetch_policy(self.app.settings), spacing=SharedSpacing(self.app.db))
+
+    def close(self) -> None:
+        """Stop the analysis workers and close the fetcher, if they were started."""
+        analyzer = self.__dict__.pop("analyzer", None)
+        if analyzer is not None and hasattr(analyzer, "close"):
+            analyzer.close()
+        fetcher = self.__dict__.pop("fetcher", None)
+        if fetcher is not None:
+            fetcher.close()
+
+
+def load_tasks() -> dict[str, TaskSpec]:
+    """Every task, registered by importing the modules that define them."""
+    from safeeye.tasks import pipeline  # noqa: F401
+
+    return TASKS

@@ -1,0 +1,93 @@
+"""Claiming a row for a task: a lease with an owner and an expiry, taken atomically.
+
+A task claims its row before working on it; nobody else claims it until the lease expires, so a
+worker that dies mid-task leaves a row that is taken over once its lease runs out, and two
+deliveries of one message do the work once. On PostgreSQL the claim locks the row with
+``FOR UPDATE SKIP LOCKED`` (a second claimer skips it instead of waiting); on SQLite, which has
+one writer at a time, a conditional ``UPDATE`` does the same.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from safeeye.db.types import utcnow
+
+Row = TypeVar("Row")
+
+
+def _free(model: Any) -> ColumnElement[bool]:
+    now = utcnow()
+    return and_(
+        or_(model.lease_until.is_(None), model.lease_until < now),
+        or_(model.not_before.is_(None), model.not_before <= now),
+    )
+
+
+def claim(
+    session: Session,
+    model: type[Row],
+    row_id: int,
+    owner: str,
+    lease: timedelta,
+    ready: ColumnElement[bool] | None = None,
+) -> Row | None:
+    """Take row ``row_id`` of ``model`` for ``owner`` until now + ``lease`` if it is ``ready``
+    and nobody holds it; None otherwise. Counts the attempt. Commit soon after, so that others
+    see the lease."""
+    m: Any = model
+    condition = and_(m.id == row_id, _free(m), ready if ready is not None else true())
+    until = utcnow() + lease
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(
+            select(model).where(condition).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        r: Any = row
+        r.lease_owner, r.lease_until, r.attempts = owner, until, (r.attempts or 0) + 1
+        session.flush()
+        return row
+    taken = session.execute(
+        update(model)
+        .where(condition)
+        .values(lease_owner=owner, lease_until=until, attempts=m.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        return None
+    return session.get(model, row_id, populate_existing=True)
+
+
+def renew(session: Session, model: type[Row], row_id: int, owner: str, lease: timedelta) -> bool:
+    """Extend ``owner``'s lease on the row; False when it is no longer theirs."""
+    m: Any = model
+    done = session.execute(
+        update(model)
+        .where(m.id == row_id, m.lease_owner == owner)
+        .values(lease_until=utcnow() + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return done.rowcount == 1
+
+
+def holds(row: Any, owner: str) -> bool:
+    """Whether ``owner`` still holds the row's lease (read in the caller's transaction)."""
+    return row.lease_owner == owner and row.lease_until is not None and row.lease_until > utcnow()
+
+
+def release(row: Any, *, retry_in: float | None = None) -> None:
+    """Give the row back: done (``retry_in`` None) or to be tried again after ``retry_in`` s."""
+    row.lease_owner, row.lease_until = None, None
+    row.not_before = None if retry_in is None else utcnow() + timedelta(seconds=retry_in)
+
+
+def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
+    """Seconds before try ``attempt + 1``: exponential, capped, with jitter (half to all)."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)

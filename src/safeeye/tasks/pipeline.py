@@ -1,0 +1,241 @@
+"""The scan steps as tasks over media rows: ``scan_media`` and ``match_media``.
+
+``scan_media`` takes media that was stored first (blob and row, status pending), reads the blob
+into a private temporary file, analyses it (in supervised worker processes: a time and memory
+budget per file), records the signals and matches it, all in one unit of work; media that could
+not be scanned keeps its hashes and the failure, never its bytes. ``match_media`` matches media
+scanned before (seen again somewhere) from its stored signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from safeeye.db.models import Media, Sighting
+from safeeye.db.states import MediaStatus
+from safeeye.errors import error_text
+from safeeye.pipeline.analyze import MediaAnalysis
+from safeeye.pipeline.record import StoredMatch, store_matches, store_media, stored_analysis
+from safeeye.signals.hashes import ContentHashes
+from safeeye.tasks import TASKS, Results, TaskContext, task
+from safeeye.tasks.leases import backoff, claim, holds, release, renew
+from safeeye.tempfiles import process_temp_dir
+
+log = logging.getLogger(__name__)
+
+#: Files analysed at once by one runner call (the analysis workers share them).
+SCAN_BATCH = 32
+
+
+@dataclass
+class ScanOutcome:
+    """What scanning (or matching) one media row produced, for the caller that waits for it."""
+
+    media_id: int
+    analysis: MediaAnalysis
+    matches: list[StoredMatch] = field(default_factory=list)
+    reused: bool = False
+
+
+@dataclass
+class _Claimed:
+    media_id: int
+    hashes: ContentHashes
+    blob_address: str
+    path: Path | None = None
+
+
+@task("scan_media", max_attempts=3, batch=SCAN_BATCH)
+def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
+    """Analyse, record and match each pending media row this worker can claim."""
+    app = ctx.app
+    results: Results = {}
+    claimed: list[_Claimed] = []
+    for media_id in media_ids:
+        with app.work(ctx.actor) as work:
+            media = claim(
+                work.session,
+                Media,
+                media_id,
+                ctx.owner,
+                ctx.lease,
+                ready=Media.status == MediaStatus.PENDING,
+            )
+            if media is None or media.blob_address is None:
+                results[media_id] = None
+                continue
+            hashes = ContentHashes(media.sha256, media.md5, media.size_bytes)
+            claimed.append(_Claimed(media_id, hashes, media.blob_address))
+    if not claimed:
+        return results
+    with app.db.session(read_only=True) as session:  # today's references
+        app.matcher.refresh(session)
+    ready: list[_Claimed] = []
+    for item in claimed:
+        try:
+            item.path = _spool(ctx, item.blob_address)
+            ready.append(item)
+        except Exception as exc:  # the blob store is away or the blob damaged
+            _failed(ctx, item.media_id, error_text(exc, "reading a stored blob"))
+            results[item.media_id] = None
+    try:
+        with _Heartbeat(ctx, [item.media_id for item in ready]):
+            analyses = ctx.analyzer.analyze_all(
+                [item.path for item in ready if item.path is not None],
+                [item.hashes for item in ready],
+                local_features=len(app.matcher.local) > 0,
+            )
+            for item, analysis in zip(ready, analyses, strict=True):
+                results[item.media_id] = _record(ctx, item, analysis)
+    finally:
+        for item in ready:
+            if item.path is not None:
+                item.path.unlink(missing_ok=True)
+    return results
+
+
+def _record(ctx: TaskContext, item: _Claimed, analysis: MediaAnalysis) -> ScanOutcome | None:
+    """Store the analysis, match it, release the row; one unit of work."""
+    app = ctx.app
+    try:
+        with app.work(ctx.actor) as work:
+            media = work.session.get(Media, item.media_id)
+            if media is None or not holds(media, ctx.owner):
+                return None  # the lease ran out and another worker took the row over
+            store_media(work, None, analysis)
+            matches: list[StoredMatch] = []
+            if media.status == MediaStatus.SCANNED:
+                matches = store_matches(work, media, app.matcher.match(analysis))
+            else:
+                work.session.execute(
+                    update(Sighting)
+                    .where(Sighting.media_id == media.id, Sighting.error.is_(None))
+                    .values(error=media.error)
+                )
+                if media.blob_address is not None:
+                    # Least data kept: what could not be scanned keeps its hashes, not its bytes.
+                    address, media.blob_address = media.blob_address, None
+                    work.after_commit(lambda: app.blobs.delete(address))
+            release(media)
+            work.audit(
+                "media.scanned",
+                "media",
+                media.id,
+                {
+                    "error": analysis.error.code if analysis.error else None,
+                    "matches": len(matches),
+                },
+            )
+        return ScanOutcome(item.media_id, analysis, matches)
+    except Exception as exc:  # its database work was rolled back; tried again later
+        _failed(ctx, item.media_id, error_text(exc, "recording a scan"))
+        return None
+
+
+@task("match_media", max_attempts=3, batch=SCAN_BATCH)
+def match_media(ctx: TaskContext, media_ids: list[int]) -> Results:
+    """Match scanned media again from its stored signals (it was seen again somewhere)."""
+    app = ctx.app
+    results: Results = {}
+    with app.db.session(read_only=True) as session:
+        app.matcher.refresh(session)
+    for media_id in media_ids:
+        try:
+            with app.work(ctx.actor) as work:
+                media = claim(
+                    work.session,
+                    Media,
+                    media_id,
+                    ctx.owner,
+                    ctx.lease,
+                    ready=Media.status == MediaStatus.SCANNED,
+                )
+                if media is None:
+                    results[media_id] = None
+                    continue
+                analysis = stored_analysis(app, media)
+                matches = store_matches(work, media, app.matcher.match(analysis))
+                release(media)
+            results[media_id] = ScanOutcome(media_id, analysis, matches, reused=True)
+        except Exception as exc:
+            log.warning("matching media %s failed: %s", media_id, error_text(exc, "matching"))
+            results[media_id] = None
+    return results
+
+
+def _failed(ctx: TaskContext, media_id: int, error: str) -> None:
+    """A try failed for a reason outside the media: again after a backoff, or for good."""
+    with ctx.app.work(ctx.actor) as work:
+        media = work.session.get(Media, media_id)
+        if media is None or not holds(media, ctx.owner):
+            return
+        if media.attempts >= TASKS["scan_media"].max_attempts:
+            media.status, media.error = MediaStatus.FAILED, error[:2000]
+            release(media)
+            return
+        delay = backoff(media.attempts)
+        media.error = error[:2000]
+        release(media, retry_in=delay)
+    ctx.runner.submit("scan_media", media_id, delay=delay)
+
+
+def _spool(ctx: TaskContext, address: str) -> Path:
+    """The blob's plaintext in a private temporary file (0600, in a 0700 folder)."""
+    app = ctx.app
+    folder = process_temp_dir(app.settings.ensure_data_dir())
+    fd, name = tempfile.mkstemp(prefix="scan-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in app.blobs.iter_plaintext(address, app.keys.media):
+                out.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+class _Heartbeat:
+    """Renews the leases of the rows being analysed, so a long video is not taken over."""
+
+    def __init__(self, ctx: TaskContext, media_ids: list[int]) -> None:
+        self.ctx, self.media_ids = ctx, media_ids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(1.0, self.ctx.lease.total_seconds() / 3)
+        while not self._stop.wait(interval):
+            try:
+                with self.ctx.app.db.session() as session:
+                    for media_id in self.media_ids:
+                        renew(session, Media, media_id, self.ctx.owner, self.ctx.lease)
+            except Exception as exc:  # the next beat tries again; the lease is long enough
+                log.warning("lease heartbeat failed: %s", type(exc).__name__)
+
+
+def pending_media(session: Session, limit: int) -> list[int]:
+    """Media waiting for a scan (for the scheduler's sweep; claiming decides who scans)."""
+    return list(
+        session.execute(
+            select(Media.id)
+            .where(Media.status == MediaStatus.PENDING, Media.blob_address.is_not(None))
+            .order_by(Media.id)
+            .limit(limit)
+        ).scalars()
+    )
