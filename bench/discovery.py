@@ -77,7 +77,7 @@ def measure_crawl(work: Path, pages: int) -> float:
         )
         monitor = Monitor(app)
         try:
-            monitor.scanner.warm_up()
+            monitor.warm_up()
             start = time.perf_counter()
             (report,) = monitor.run_once()
             seconds = time.perf_counter() - start

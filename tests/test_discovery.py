@@ -23,7 +23,8 @@ from safeeye.ingest.monitor import Monitor
 from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.service import add_source, make_due
 from safeeye.pipeline.detectors import Detectors
-from safeeye.pipeline.scan import Scanner
+from safeeye.pipeline.pool import InlineAnalyzer
+from safeeye.tasks.runner import InProcessRunner
 from synthetic_media import gif_cut_in_graphic_control_extension, webp_with_empty_frame_chunks
 from test_monitor_leases import noise_jpeg
 
@@ -437,17 +438,17 @@ def test_crafted_files_fail_alone_and_the_rest_of_their_page_is_scanned(
     assert scanned <= _sighted(web_app)
 
 
-class _ScannerBrokenBy(Scanner):
-    """The real scanner, except that analysing one content raises (a decoder's bug)."""
+class _AnalyzerBrokenBy(InlineAnalyzer):
+    """The real analysis, except that analysing one content raises (a decoder's bug)."""
 
     def __init__(self, app: SafeEye, poison: bytes) -> None:
-        super().__init__(app)
+        super().__init__(app.settings, app.detectors)
         self.poison = poison
 
-    def scan_paths(self, paths: list[Path], facts=None):  # type: ignore[no-untyped-def]
+    def analyze_all(self, paths, hashes=None, *, local_features=True):  # type: ignore[no-untyped-def]
         if any(p.read_bytes() == self.poison for p in paths):
             raise IndexError("index out of range")
-        return super().scan_paths(paths, facts)
+        return super().analyze_all(paths, hashes, local_features=local_features)
 
 
 class _FetcherBrokenBy(Fetcher):
@@ -474,22 +475,24 @@ def test_whatever_one_item_raises_is_that_items_error_and_the_visit_completes(
         links = ["/img/0.jpg", "/img/poison.jpg", "/img/1.jpg", "/img/broken.jpg", "/img/2.jpg"]
         server.add("/", html(*(f'<img src="{u}">' for u in links)), content_type="text/html")
         act(web_app, add_source, "url", server.url("/"), interval_seconds=600)
-        monitor = Monitor(
-            web_app,
-            scanner=_ScannerBrokenBy(web_app, poison),
-            fetcher=_FetcherBrokenBy(web_app, server.url("/img/broken.jpg")),
+        runner = InProcessRunner(web_app)
+        runner.context.__dict__["analyzer"] = _AnalyzerBrokenBy(web_app, poison)
+        runner.context.__dict__["fetcher"] = _FetcherBrokenBy(
+            web_app, server.url("/img/broken.jpg")
         )
+        monitor = Monitor(web_app, runner=runner)
         try:
             (report,) = monitor.run_once()
         finally:
             monitor.close()
+            runner.close()
         url = server.url
     assert report.status == "done" and report.media_found == 5 and report.failures == 2
-    assert report.media_new == 3
+    assert report.media_new == 4  # the poisoned file was seen; its analysis failed alone
     states = _states(web_app)
     assert states[url("/img/poison.jpg")].error == "internal: IndexError"
     assert states[url("/img/broken.jpg")].error == "internal: RuntimeError"
-    assert {url(f"/img/{i}.jpg") for i in range(3)} == _sighted(web_app)
+    assert {url(f"/img/{i}.jpg") for i in range(3)} | {url("/img/poison.jpg")} == _sighted(web_app)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "IndexError" in logged and "RuntimeError" in logged  # logged for the operator,
     assert "127.0.0.1" not in logged and "poison" not in logged  # without URLs or file names

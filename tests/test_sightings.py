@@ -31,6 +31,7 @@ def test_seeing_the_same_content_again_updates_the_sighting(
         assert [s.times_seen for s in sightings] == [2, 1]
         assert sightings[0].last_seen_at > sightings[0].seen_at
         assert len(session.execute(select(Media)).scalars().all()) == 2
+
         def events(action: str) -> int:
             rows = session.execute(select(AuditEvent).where(AuditEvent.action == action))
             return len(rows.scalars().all())

@@ -272,7 +272,9 @@ class UrlState(Base):
     status: Mapped[str | None] = mapped_column(String(16))  # pending|ok|unchanged|failed
     error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    # Fetching this URL is a task over this row (status "pending" while queued).
+    # Fetching this URL is a task over this row (status "pending" while queued): what the
+    # source said about it (page, how it was found, evidence) waits here for the fetcher.
+    candidate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     visit_id: Mapped[int | None] = mapped_column(
         ForeignKey("visits.id", ondelete="SET NULL"), index=True
     )

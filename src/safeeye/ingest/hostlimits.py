@@ -24,6 +24,7 @@ class Spacing(Protocol):
         """Seconds from now until this caller's request may start (0: at once)."""
         ...
 
+
 #: Above this many hosts, idle ones are forgotten (a crawler meets millions of hosts).
 _PRUNE_ABOVE = 4096
 

@@ -11,6 +11,11 @@ one budget gets through it over several visits while the others get their turns 
 Whatever one URL or file does (a fetch error, a crafted file that breaks analysis) is that
 item's error, never the visit's; sightings are unique per location and content, and
 conditional fetches skip what has not changed.
+
+The work of a visit goes through the pipeline's tasks: each media URL becomes a URL state row
+queued for ``fetch_media``, each stored file a media row queued for ``scan_media``. With the
+in-process runner (the CLI) the visit runs them before it ends and reports what they found;
+in a Celery worker (``runner`` given) it queues them for every worker and ends.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -31,9 +35,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
-from safeeye.db.models import Sighting, Source, UrlState, Visit
+from safeeye.db.models import Source, UrlState, Visit
 from safeeye.db.types import UTCDateTime, utcnow
-from safeeye.errors import FetchError, SafeEyeError, error_text, unexpected
+from safeeye.errors import SafeEyeError, error_text
 from safeeye.ingest.fetcher import Fetcher, FetchResult
 from safeeye.ingest.lease import (
     HEARTBEAT_SECONDS,
@@ -45,8 +49,18 @@ from safeeye.ingest.lease import (
 )
 from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import Candidate, VisitContext, kind_named, obeys_robots
-from safeeye.pipeline.record import SightingFacts, location_key
-from safeeye.pipeline.scan import Scanner, ScanResult
+from safeeye.ingest.spacing import SharedSpacing
+from safeeye.pipeline.record import location_key, store_file
+from safeeye.signals.hashes import hash_file
+from safeeye.tasks import Runner
+from safeeye.tasks.discovery import (
+    FetchOutcome,
+    fetched_facts,
+    local_facts,
+    queue_scan,
+    touch_sighting,
+)
+from safeeye.tasks.runner import InProcessRunner
 from safeeye.work import Actor
 
 log = logging.getLogger(__name__)
@@ -118,32 +132,48 @@ class Monitor:
         self,
         app: SafeEye,
         *,
-        scanner: Scanner | None = None,
+        runner: Runner | None = None,
         fetcher: Fetcher | None = None,
         batch_size: int = 16,
-        fetch_threads: int = 4,
         lease: timedelta = LEASE,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         budget_seconds: float | None = None,
         actor: Actor | None = None,
     ) -> None:
+        """``runner``: where the visit's tasks go; by default an in-process runner that this
+        monitor drains (and closes). ``fetcher`` serves the pages the source kinds read and,
+        in-process, the media fetches."""
         self.app = app
         self.actor = actor or Actor.system("monitor")
-        self.scanner = scanner or Scanner(app, actor=self.actor)
+        self._owns_runner = runner is None
+        self.runner: Runner = runner or InProcessRunner(app, self.actor)
         settings = app.settings
-        self.fetcher = fetcher or Fetcher(fetch_policy(settings))
+        self._owns_fetcher = fetcher is None
+        if fetcher is None and isinstance(self.runner, InProcessRunner):
+            fetcher = self.runner.context.fetcher
+        self.fetcher = fetcher or Fetcher(fetch_policy(settings), spacing=SharedSpacing(app.db))
         self.batch_size = batch_size
         self.lease = lease
         self.heartbeat_seconds = heartbeat_seconds
         self.budget_seconds = (
             budget_seconds if budget_seconds is not None else settings.visit_budget_seconds
         )
-        self._fetch_pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="fetch")
+
+    @property
+    def drains(self) -> bool:
+        """Whether this monitor runs its visits' tasks itself (the in-process runner)."""
+        return isinstance(self.runner, InProcessRunner)
+
+    def warm_up(self) -> None:
+        """Load the models now, when this monitor scans in this process."""
+        if isinstance(self.runner, InProcessRunner):
+            self.runner.context.warm_up()
 
     def close(self) -> None:
-        self._fetch_pool.shutdown(wait=True)
-        self.scanner.close()
-        self.fetcher.close()
+        if self._owns_runner and isinstance(self.runner, InProcessRunner):
+            self.runner.close()  # closes the fetcher it lent too
+        elif self._owns_fetcher:
+            self.fetcher.close()
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -294,7 +324,7 @@ class Monitor:
         ctx = VisitContext(app=self.app, fetcher=self.fetcher, source_id=source.id)
         lease.heartbeat(self.app, self.heartbeat_seconds)
         try:
-            report.status = self._discover(ctx, source, report, lease, started)
+            report.status = self._discover(ctx, source, visit, report, lease, started)
         except LeaseLost as exc:
             report.status, report.errors = "lost", [*report.errors, exc.as_text()]
         except SafeEyeError as exc:
@@ -318,7 +348,13 @@ class Monitor:
         return report
 
     def _discover(
-        self, ctx: VisitContext, source: Source, report: VisitReport, lease: Lease, started: float
+        self,
+        ctx: VisitContext,
+        source: Source,
+        visit: Visit,
+        report: VisitReport,
+        lease: Lease,
+        started: float,
     ) -> str:
         """Process what the source shows, batch by batch, until it is all done ("done") or the
         budget is spent ("incomplete": each visit handles at least one batch, so a source
@@ -334,7 +370,7 @@ class Monitor:
                     return "incomplete"
                 fresh = [c for c in batch if c.location not in seen]
                 seen.update(c.location for c in fresh)
-                handled += self._process(fresh, source, report, lease)
+                handled += self._process(fresh, source, visit, report, lease)
         return "done"
 
     def _finish(self, source: Source, visit: Visit, report: VisitReport, lease: Lease) -> None:
@@ -385,160 +421,152 @@ class Monitor:
                 },
             )
 
-    # -- fetching and scanning a batch -----------------------------------------------------
+    # -- queueing and following a batch ---------------------------------------------------
 
     def _process(
-        self, batch: list[Candidate], source: Source, report: VisitReport, lease: Lease
+        self,
+        batch: list[Candidate],
+        source: Source,
+        visit: Visit,
+        report: VisitReport,
+        lease: Lease,
     ) -> int:
-        """Fetch, scan and record one batch; returns how many items it handled (those the
-        incomplete visits this one resumes handled already are skipped)."""
+        """Queue one batch's media for fetching (or store the files this visit read itself)
+        and, in-process, run those tasks and count what they found; returns how many items it
+        handled (those the incomplete visits this one resumes handled already are skipped)."""
         if not batch:
             return 0
         states = self._states(source.id, batch)
-        items = []
+        items: list[Candidate] = []
         for candidate in batch:
-            state = states.get(location_key(candidate.location))
-            if _handled_since(state, source.resume_since):
+            if _handled_since(states.get(location_key(candidate.location)), source.resume_since):
                 report.skipped += 1
             else:
-                items.append(_Item(candidate, state))
+                items.append(candidate)
         if not items:
             return 0
         obey = obeys_robots(source)
-        list(self._fetch_pool.map(lambda item: self._obtain(item, obey), items))
-        try:
-            with self.app.db.session() as session:
-                lease.hold(session)  # a visit that lost its source records no sighting more
-            results = self._scan(
-                [i for i in items if i.path is not None and not i.unchanged], source
+        queued: dict[int, Candidate] = {}
+        with self.app.db.session() as session:
+            lease.hold(session)  # a visit that lost its source queues nothing more
+            for candidate in items:
+                if candidate.path is None and candidate.prefetched is None:
+                    state_id = _queue(session, source, visit.id, candidate, obey)
+                    queued[state_id] = candidate
+        for state_id in queued:
+            self.runner.submit("fetch_media", state_id)
+        outcomes: dict[int, FetchOutcome] = {}
+        for candidate in items:
+            if candidate.path is not None or candidate.prefetched is not None:
+                outcome = self._take_in(candidate, source, states, lease)
+                outcomes[id(candidate)] = outcome
+        if not self.drains:
+            report.media_found += len(items)
+            return len(items)
+        results = self.runner.drain(keep_going=lambda: not lease.lost.is_set())  # type: ignore[attr-defined]
+        for state_id, candidate in queued.items():
+            fetched = results.get(("fetch_media", state_id))
+            outcomes[id(candidate)] = fetched or FetchOutcome(
+                state_id, candidate.location, "failed", "fetch: not done in this visit"
             )
-        finally:
-            for item in items:
-                if item.fetched is not None:
-                    item.fetched.unlink()
-        for item in items:
-            report.media_found += 1
-            result = results.get(id(item))
-            if item.error:
-                report.failures += 1
-                if len(report.errors) < MAX_REPORTED_ERRORS:
-                    report.errors.append(f"{item.candidate.location[:300]}: {item.error}")
-            elif item.unchanged:
-                report.unchanged += 1
-            elif result is not None:
-                report.media_new += int(result.new_sighting)
-                report.new_matches.extend(_new_matches(item.candidate, result))
-                report.matches += sum(1 for m in result.matches if m.new)
-                if result.error:
-                    report.failures += 1
-        self._save_states(source.id, items, results, lease)
+        for candidate in items:
+            self._count(report, candidate, outcomes[id(candidate)], results)
         return len(items)
 
-    def _scan(self, items: list[_Item], source: Source) -> dict[int, ScanResult]:
-        """Scan and record the items' files; an item whose scan raises gets that as its error
-        (the batch is scanned file by file then, so that the others still get results)."""
-        todo: list[tuple[_Item, SightingFacts]] = []
-        for item in items:
-            try:
-                todo.append((item, self._facts(item, source)))
-            except Exception as exc:
-                item.error = error_text(exc, "the facts of one item")
-        if not todo:
-            return {}
+    def _count(
+        self,
+        report: VisitReport,
+        candidate: Candidate,
+        outcome: FetchOutcome,
+        results: dict[tuple[str, int], Any],
+    ) -> None:
+        report.media_found += 1
+        if outcome.result == "failed":
+            report.failures += 1
+            if len(report.errors) < MAX_REPORTED_ERRORS:
+                report.errors.append(f"{candidate.location[:300]}: {outcome.error}")
+            return
+        if outcome.result == "unchanged" or outcome.stored is None:
+            report.unchanged += 1
+            return
+        report.media_new += int(outcome.stored.new_sighting)
+        media_id = outcome.stored.media_id
+        scanned = results.get(("scan_media", media_id)) or results.get(("match_media", media_id))
+        if scanned is None:
+            return
+        new = [m for m in scanned.matches if m.new]
+        report.matches += len(new)
+        report.new_matches.extend(
+            NewMatch(
+                m.match_id,
+                m.case_code,
+                m.candidate.kind,
+                round(m.candidate.distance, 4),
+                candidate.location,
+                candidate.page_url,
+            )
+            for m in new
+        )
+        if scanned.analysis.error is not None and not scanned.analysis.frames:
+            report.failures += 1
+
+    def _take_in(
+        self, candidate: Candidate, source: Source, states: dict[str, UrlState], lease: Lease
+    ) -> FetchOutcome:
+        """Store a file this visit read itself (a local file, a body the crawler fetched) and
+        queue its scan; never raises: whatever goes wrong is the item's error."""
+        key = location_key(candidate.location)
+        state = states.get(key)
+        facts_source = _candidate_json(candidate, source, True)
         try:
-            paths = [i.path for i, _ in todo if i.path is not None]
-            results = self.scanner.scan_paths(paths, [f for _, f in todo])
-            return {id(i): r for (i, _), r in zip(todo, results, strict=True)}
+            if candidate.path is not None and _unchanged_file(state, candidate):
+                with self.app.db.session() as session:
+                    lease.hold(session)
+                    assert state is not None
+                    touch_sighting(session, key, state.sha256)
+                    _save_state(session, source.id, candidate, status="ok")
+                return FetchOutcome(0, candidate.location, "unchanged")
+            fetched = candidate.prefetched
+            path = candidate.path if fetched is None else fetched.path
+            assert path is not None
+            hashes = hash_file(path)
+            if fetched is None:
+                facts = local_facts(source.id, facts_source, candidate.location)
+            else:
+                facts = fetched_facts(_transient_state(source.id, candidate), facts_source, fetched)
+            with self.app.work(self.actor) as work:
+                lease.hold(work.session)
+                stored = store_file(work, path, hashes, facts)
+                _save_state(
+                    work.session,
+                    source.id,
+                    candidate,
+                    status="ok",
+                    sha256=hashes.sha256,
+                    fetched=fetched,
+                )
+        except LeaseLost:
+            raise
         except _DATABASE_AWAY:
             raise
         except Exception as exc:
-            unexpected(exc, "a batch scan (retried file by file)")
-        results_by_item: dict[int, ScanResult] = {}
-        for item, facts in todo:
-            assert item.path is not None
-            try:
-                (results_by_item[id(item)],) = self.scanner.scan_paths([item.path], [facts])
-            except _DATABASE_AWAY:
-                raise
-            except Exception as exc:
-                item.error = error_text(exc, "the scan of one file")
-        return results_by_item
-
-    def _obtain(self, item: _Item, obey_robots: bool) -> None:
-        """Get the candidate's bytes into ``item.path`` (or mark it unchanged or failed);
-        never raises: whatever goes wrong is the item's error."""
-        candidate, state = item.candidate, item.state
-        try:
-            if candidate.path is not None:
-                if state and state.status == "ok" and state.fingerprint == candidate.fingerprint:
-                    item.unchanged = True
-                    self._touch(state)
-                else:
-                    item.path = candidate.path
-                return
-            fetched = candidate.prefetched or self.fetcher.fetch(
-                candidate.url or candidate.location,
-                etag=state.etag if state and state.status == "ok" else None,
-                last_modified=state.last_modified if state and state.status == "ok" else None,
-                obey_robots=obey_robots,
-                want="media",
+            error = (
+                f"io: {exc.strerror or type(exc).__name__}"
+                if isinstance(exc, OSError)
+                else error_text(exc, "storing one item")
             )
-            item.fetched = fetched
-            if fetched.not_modified:
-                item.unchanged = True
-                if state is not None:
-                    self._touch(state)
-            else:
-                item.path = fetched.path
-        except FetchError as exc:
-            item.error = exc.as_text()
-        except OSError as exc:
-            item.error = f"io: {exc.strerror or exc.__class__.__name__}"
-        except Exception as exc:  # one URL's failure, whatever it is, is that URL's
-            item.error = error_text(exc, "obtaining one item")
+            self._failed_state(source.id, candidate, error, lease)
+            return FetchOutcome(0, candidate.location, "failed", error)
+        finally:
+            if candidate.prefetched is not None:
+                candidate.prefetched.unlink()
+        queue_scan(self.runner, stored)
+        return FetchOutcome(0, candidate.location, "stored", stored=stored)
 
-    def _touch(self, state: UrlState) -> None:
-        """Unchanged content was seen again: its sighting's last-seen time moves."""
-        if not state.sha256:
-            return
+    def _failed_state(self, source_id: int, candidate: Candidate, error: str, lease: Lease) -> None:
         with self.app.db.session() as session:
-            sighting = session.execute(
-                select(Sighting).where(
-                    Sighting.location_key == state.location_key, Sighting.sha256 == state.sha256
-                )
-            ).scalar_one_or_none()
-            if sighting is not None:
-                sighting.last_seen_at = utcnow()
-                sighting.times_seen += 1
-
-    def _facts(self, item: _Item, source: Source) -> SightingFacts:
-        candidate, fetched = item.candidate, item.fetched
-        evidence = {"how": candidate.how, "source_kind": source.kind, **candidate.evidence}
-        if candidate.page_id is not None:
-            evidence["page_id"] = candidate.page_id
-        if fetched is None:
-            return SightingFacts(
-                location=candidate.location,
-                page_url=candidate.page_url,
-                evidence=evidence,
-                source_id=source.id,
-            )
-        evidence.update(
-            fetched_at=fetched.fetched_at.isoformat(),
-            redirects=fetched.redirects,
-            declared_type=fetched.content_type,
-            bytes=fetched.size,
-        )
-        return SightingFacts(
-            location=candidate.location,
-            page_url=candidate.page_url,
-            final_url=fetched.final_url,
-            http_status=fetched.status,
-            http_headers=fetched.headers,
-            server_ip=fetched.server_ip,
-            evidence=evidence,
-            source_id=source.id,
-        )
+            lease.hold(session)
+            _save_state(session, source_id, candidate, status="failed", error=error)
 
     def _states(self, source_id: int, batch: list[Candidate]) -> dict[str, UrlState]:
         keys = [location_key(c.location) for c in batch]
@@ -553,56 +581,92 @@ class Monitor:
                 session.expunge(row)
             return states
 
-    def _save_states(
-        self, source_id: int, items: list[_Item], results: dict[int, ScanResult], lease: Lease
-    ) -> None:
-        """Record what each item's fetch and scan found (only while the lease is held)."""
-        now = utcnow()
-        with self.app.db.session() as session:
-            lease.hold(session)
-            for item in items:
-                key = location_key(item.candidate.location)
-                state = session.execute(
-                    select(UrlState).where(
-                        UrlState.source_id == source_id, UrlState.location_key == key
-                    )
-                ).scalar_one_or_none()
-                if state is None:
-                    state = UrlState(
-                        source_id=source_id,
-                        location=item.candidate.location,
-                        location_key=key,
-                        kind="media",
-                        failures=0,
-                    )
-                    session.add(state)
-                state.last_checked_at = now
-                result = results.get(id(item))
-                if item.error:
-                    state.status, state.error = "failed", item.error[:2000]
-                    state.failures = (state.failures or 0) + 1
-                    continue
-                if item.unchanged:
-                    continue
-                state.status, state.error, state.failures = "ok", None, 0
-                state.fingerprint = item.candidate.fingerprint
-                if item.fetched is not None:
-                    last_modified = item.fetched.last_modified
-                    state.etag = item.fetched.etag
-                    state.last_modified = last_modified[:64] if last_modified else None
-                if result is not None:
-                    state.sha256 = result.sha256
-                    if result.error:
-                        state.status, state.error = "failed", result.error[:2000]
-                elif item.fetched is not None and item.fetched.sha256:
-                    state.sha256 = item.fetched.sha256
+
+def _candidate_json(candidate: Candidate, source: Source, obey: bool) -> dict[str, Any]:
+    """What the fetcher needs to know about a URL a source found (kept on its URL state)."""
+    return {
+        "url": candidate.url,
+        "page_url": candidate.page_url,
+        "page_id": candidate.page_id,
+        "how": candidate.how,
+        "evidence": candidate.evidence,
+        "source_kind": source.kind,
+        "obey_robots": obey,
+    }
 
 
-def _new_matches(candidate: Candidate, result: ScanResult) -> list[NewMatch]:
-    where = candidate.location, candidate.page_url
-    return [
-        NewMatch(m.match_id, m.case, m.kind, m.distance, *where) for m in result.matches if m.new
-    ]
+def _queue(
+    session: Session, source: Source, visit_id: int, candidate: Candidate, obey: bool
+) -> int:
+    """The URL state of ``candidate``, made (or set) pending for ``fetch_media``."""
+    key = location_key(candidate.location)
+    state = session.execute(
+        select(UrlState).where(UrlState.source_id == source.id, UrlState.location_key == key)
+    ).scalar_one_or_none()
+    if state is None:
+        state = UrlState(
+            source_id=source.id,
+            location=candidate.location,
+            location_key=key,
+            kind="media",
+            failures=0,
+            attempts=0,
+        )
+        session.add(state)
+    details = _candidate_json(candidate, source, obey)
+    details["conditional"] = state.status == "ok"
+    state.candidate = details
+    state.status, state.visit_id = "pending", visit_id
+    state.attempts, state.lease_owner, state.lease_until, state.not_before = 0, None, None, None
+    session.flush()
+    return state.id
+
+
+def _save_state(
+    session: Session,
+    source_id: int,
+    candidate: Candidate,
+    *,
+    status: str,
+    error: str | None = None,
+    sha256: str | None = None,
+    fetched: FetchResult | None = None,
+) -> None:
+    """Record what handling a file this visit read itself found."""
+    key = location_key(candidate.location)
+    state = session.execute(
+        select(UrlState).where(UrlState.source_id == source_id, UrlState.location_key == key)
+    ).scalar_one_or_none()
+    if state is None:
+        state = UrlState(
+            source_id=source_id,
+            location=candidate.location,
+            location_key=key,
+            kind="media",
+            failures=0,
+            attempts=0,
+        )
+        session.add(state)
+    state.last_checked_at = utcnow()
+    state.status, state.error = status, error[:2000] if error else None
+    if status == "failed":
+        state.failures = (state.failures or 0) + 1
+        return
+    state.failures = 0
+    state.fingerprint = candidate.fingerprint
+    if sha256 is not None:
+        state.sha256 = sha256
+    if fetched is not None:
+        state.etag = fetched.etag
+        state.last_modified = fetched.last_modified[:64] if fetched.last_modified else None
+
+
+def _unchanged_file(state: UrlState | None, candidate: Candidate) -> bool:
+    return state is not None and state.status == "ok" and state.fingerprint == candidate.fingerprint
+
+
+def _transient_state(source_id: int, candidate: Candidate) -> UrlState:
+    return UrlState(source_id=source_id, location=candidate.location)
 
 
 def _batches(candidates: Iterator[Candidate], size: int) -> Iterator[list[Candidate]]:

@@ -88,11 +88,7 @@ class Scanner:
 
     def warm_up(self) -> None:
         """Load the models now (in every worker process, unless analysis runs inline)."""
-        analyzer = self.runner.context.analyzer
-        if isinstance(analyzer, ProcessAnalyzer):
-            analyzer.warm_up()
-        else:
-            self.app.detectors.load()
+        self.runner.context.warm_up()
 
     def scan_paths(
         self, paths: list[Path], facts: list[SightingFacts] | None = None

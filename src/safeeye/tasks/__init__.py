@@ -99,6 +99,14 @@ class TaskContext:
 
         return Fetcher(fetch_policy(self.app.settings), spacing=SharedSpacing(self.app.db))
 
+    def warm_up(self) -> None:
+        """Load the models now (in every analysis worker process, or in this one)."""
+        analyzer = self.analyzer
+        if hasattr(analyzer, "warm_up"):
+            analyzer.warm_up()
+        else:
+            self.app.detectors.load()
+
     def close(self) -> None:
         """Stop the analysis workers and close the fetcher, if they were started."""
         analyzer = self.__dict__.pop("analyzer", None)
@@ -111,6 +119,6 @@ class TaskContext:
 
 def load_tasks() -> dict[str, TaskSpec]:
     """Every task, registered by importing the modules that define them."""
-    from safeeye.tasks import pipeline  # noqa: F401
+    from safeeye.tasks import discovery, pipeline  # noqa: F401
 
     return TASKS

@@ -19,9 +19,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from safeeye.db.models import Media, Sighting
+from safeeye.db.models import Media, Sighting, UrlState
 from safeeye.db.states import MediaStatus
-from safeeye.errors import error_text
+from safeeye.errors import MediaError, error_text, unexpected
 from safeeye.pipeline.analyze import MediaAnalysis
 from safeeye.pipeline.record import StoredMatch, store_matches, store_media, stored_analysis
 from safeeye.signals.hashes import ContentHashes
@@ -86,13 +86,20 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
         except Exception as exc:  # the blob store is away or the blob damaged
             _failed(ctx, item.media_id, error_text(exc, "reading a stored blob"))
             results[item.media_id] = None
+    local = len(app.matcher.local) > 0
     try:
         with _Heartbeat(ctx, [item.media_id for item in ready]):
-            analyses = ctx.analyzer.analyze_all(
-                [item.path for item in ready if item.path is not None],
-                [item.hashes for item in ready],
-                local_features=len(app.matcher.local) > 0,
-            )
+            try:
+                analyses = list(
+                    ctx.analyzer.analyze_all(
+                        [item.path for item in ready if item.path is not None],
+                        [item.hashes for item in ready],
+                        local_features=local,
+                    )
+                )
+            except Exception as exc:  # a bug in one file's analysis: each file on its own
+                unexpected(exc, "a batch analysis (retried file by file)")
+                analyses = [_analyze_alone(ctx, item, local) for item in ready]
             for item, analysis in zip(ready, analyses, strict=True):
                 results[item.media_id] = _record(ctx, item, analysis)
     finally:
@@ -100,6 +107,16 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
             if item.path is not None:
                 item.path.unlink(missing_ok=True)
     return results
+
+
+def _analyze_alone(ctx: TaskContext, item: _Claimed, local: bool) -> MediaAnalysis:
+    """One file's analysis; whatever it raises is that file's error."""
+    assert item.path is not None
+    try:
+        (analysis,) = ctx.analyzer.analyze_all([item.path], [item.hashes], local_features=local)
+    except Exception as exc:
+        analysis = MediaAnalysis(hashes=item.hashes, error=unexpected(exc, "analysis", MediaError))
+    return analysis
 
 
 def _record(ctx: TaskContext, item: _Claimed, analysis: MediaAnalysis) -> ScanOutcome | None:
@@ -119,6 +136,11 @@ def _record(ctx: TaskContext, item: _Claimed, analysis: MediaAnalysis) -> ScanOu
                     update(Sighting)
                     .where(Sighting.media_id == media.id, Sighting.error.is_(None))
                     .values(error=media.error)
+                )
+                work.session.execute(
+                    update(UrlState)
+                    .where(UrlState.sha256 == media.sha256, UrlState.status == "ok")
+                    .values(status="failed", error=media.error)
                 )
                 if media.blob_address is not None:
                     # Least data kept: what could not be scanned keeps its hashes, not its bytes.

@@ -35,6 +35,7 @@ def upgrade() -> None:
             batch.add_column(column)
     op.execute("UPDATE media SET status = 'pending' WHERE status = 'new'")
     with op.batch_alter_table("url_states") as batch:
+        batch.add_column(sa.Column("candidate", safeeye.db.types.JSONType, nullable=True))
         batch.add_column(sa.Column("visit_id", sa.Integer(), nullable=True))
         for column in _lease_columns():
             batch.add_column(column)
@@ -63,7 +64,7 @@ def downgrade() -> None:
     with op.batch_alter_table("url_states") as batch:
         batch.drop_index("ix_url_states_visit_id")
         batch.drop_constraint("fk_url_states_visit_id_visits", type_="foreignkey")
-        for name in (*_LEASE, "visit_id"):
+        for name in (*_LEASE, "visit_id", "candidate"):
             batch.drop_column(name)
     op.execute("UPDATE media SET status = 'new' WHERE status = 'pending'")
     with op.batch_alter_table("media") as batch:
