@@ -68,7 +68,7 @@ def _app() -> Any:
     if "app" not in _state:
         safe = SafeEye(_state.get("settings") or Settings.load())
         try:
-            safe.init()
+            _state["init"] = safe.init()
         except SafeEyeError as exc:
             _fail(exc, False)
         _state["app"] = safe
@@ -123,6 +123,43 @@ def _fail(exc: SafeEyeError, as_json: bool) -> NoReturn:
     else:
         _say(("error", "red"), " ", exc.as_text())
     raise typer.Exit(2)
+
+
+@app.command("init")
+def init(as_json: JsonOpt = False) -> None:
+    """Set up the data dir and the database: master key, schema, service keys. Safe to run
+    again, and when several processes start at once; the other commands run it themselves."""
+    _app()
+    report = _state.get("init")
+    if as_json:
+        _emit(asdict(report) if report is not None else {})
+        return
+    if report is None:
+        return
+    _say(f"data dir {report.data_dir}")
+    if report.created_master_key:
+        _say(("new master key", "bold"), f" in {report.data_dir}/master.key: back it up apart")
+    schema = f"{report.schema_before or 'new'} -> {report.schema_now}"
+    _say(f"schema {schema}" if report.migrated else f"schema up to date ({report.schema_now})")
+
+
+@app.command("worker")
+def worker(
+    schedule: Annotated[
+        bool, typer.Option("--schedule/--no-schedule", help="Offer to run the scheduler too.")
+    ] = True,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
+) -> None:
+    """Run tasks from the broker (SAFEEYE_BROKER_URL) as a Celery worker, on the database of
+    SAFEEYE_DATABASE_URL; start as many as the machines allow. One of them schedules."""
+    import socket
+
+    from safeeye.tasks.celery_engine import run_worker
+    from safeeye.work import Actor
+
+    run_worker(
+        _app(), Actor.system(f"worker:{socket.gethostname()}"), schedule=schedule, loglevel=loglevel
+    )
 
 
 @case_app.command("create")

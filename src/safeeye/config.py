@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="The Celery broker `safeeye worker` uses: redis:// or amqp:// (RabbitMQ).",
     )
+    queue: str = Field(
+        default="safeeye", description="The broker queue the workers take tasks from."
+    )
     task_lease_seconds: float = Field(
         default=120.0,
         gt=0.0,

@@ -152,8 +152,10 @@ class Media(Base):
     blob_address: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")  # states.MediaStatus
     error: Mapped[str | None] = mapped_column(Text)
-    # The scan is a task over this row: who holds it, until when, how often it was tried.
+    # The scan is a task over this row: who holds it, until when, how often it was tried,
+    # and when it was last handed to the queue (the scheduler re-queues what was lost).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -279,6 +281,7 @@ class UrlState(Base):
         ForeignKey("visits.id", ondelete="SET NULL"), index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -616,7 +616,7 @@ def _queue(
     details = _candidate_json(candidate, source, obey)
     details["conditional"] = state.status == "ok"
     state.candidate = details
-    state.status, state.visit_id = "pending", visit_id
+    state.status, state.visit_id, state.queued_at = "pending", visit_id, utcnow()
     state.attempts, state.lease_owner, state.lease_until, state.not_before = 0, None, None, None
     session.flush()
     return state.id

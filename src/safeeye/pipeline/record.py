@@ -360,6 +360,7 @@ def store_file(work: Work, path: Path, hashes: ContentHashes, facts: SightingFac
                 size_bytes=hashes.size,
                 status=MediaStatus.PENDING,
                 attempts=0,
+                queued_at=utcnow(),
             )
             try:
                 with session.begin_nested():
@@ -370,7 +371,7 @@ def store_file(work: Work, path: Path, hashes: ContentHashes, facts: SightingFac
                 ).scalar_one()
         if media.status == MediaStatus.FAILED:
             move(media, MediaStatus.PENDING)
-            media.error, media.attempts = None, 0
+            media.error, media.attempts, media.queued_at = None, 0, utcnow()
         if media.status == MediaStatus.PENDING and media.blob_address is None:
             media.blob_address = address or app.blobs.put_file(
                 path, app.keys.media, "media", hashes.sha256

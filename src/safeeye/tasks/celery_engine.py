@@ -45,6 +45,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.task_lease_seconds * 3},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        task_default_queue=settings.queue,
     )
     for name in load_tasks():
         celery.task(name=PREFIX + name)(_runner_for(name))
@@ -96,6 +97,7 @@ def run_worker(
             target=scheduler.run, args=(scheduler_stop,), name="scheduler", daemon=True
         ).start()
     worker = celery.Worker(
+        queues=[app.settings.queue],
         pool="solo",
         concurrency=1,
         loglevel=loglevel,

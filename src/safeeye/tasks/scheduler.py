@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -40,16 +40,19 @@ class Scheduler:
         runner: Runner,
         *,
         interval: float = 2.0,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta | None = None,
     ) -> None:
         self.app = app
         self.runner = runner
         self.interval = interval
-        self.lease = lease
+        #: How soon another process takes over when this one stops (or dies).
+        self.lease = lease or timedelta(seconds=min(30.0, app.settings.task_lease_seconds))
         self.owner = worker_token()
-        #: Rows submitted lately (kind, id) -> when: not submitted again before they could run.
-        self._submitted: dict[tuple[str, int], float] = {}
-        self._grace = max(30.0, app.settings.task_lease_seconds)
+        #: Due sources handed over lately -> when (not handed over again at every tick).
+        self._submitted: dict[int, float] = {}
+        #: A row queued this long ago and still untouched was lost (or waits behind a long
+        #: queue: then a second message costs one refused claim).
+        self._grace = 4 * app.settings.task_lease_seconds
 
     def hold(self) -> bool:
         """Take or keep the scheduler's lease; False while another process holds it."""
@@ -109,13 +112,14 @@ class Scheduler:
                 .limit(SWEEP_LIMIT)
             ).scalars()
             due = {"visit_source": list(sources)}
+            lost = now - timedelta(seconds=self._grace)
             due["scan_media"] = list(
                 session.execute(
                     select(Media.id)
                     .where(
                         Media.status == MediaStatus.PENDING,
                         Media.blob_address.is_not(None),
-                        _free(Media, now),
+                        _stranded(Media, now, lost),
                     )
                     .order_by(Media.id)
                     .limit(SWEEP_LIMIT)
@@ -124,23 +128,42 @@ class Scheduler:
             due["fetch_media"] = list(
                 session.execute(
                     select(UrlState.id)
-                    .where(UrlState.status == "pending", _free(UrlState, now))
+                    .where(UrlState.status == "pending", _stranded(UrlState, now, lost))
                     .order_by(UrlState.id)
                     .limit(SWEEP_LIMIT)
                 ).scalars()
             )
+        with self.app.db.session() as session:  # handed to the queue again now
+            for model, task in ((Media, "scan_media"), (UrlState, "fetch_media")):
+                if due[task]:
+                    session.execute(
+                        update(model)
+                        .where(model.id.in_(due[task]))
+                        .values(queued_at=now)
+                        .execution_options(synchronize_session=False)
+                    )
         return {task: self._submit(task, ids) for task, ids in due.items() if ids}
 
     def _submit(self, task: str, ids: list[int]) -> int:
+        """Hand ``ids`` to the runner. A due source is handed over again only after a while
+        (its visit may wait behind other tasks); the rows were marked queued in the database."""
+        if task != "visit_source":
+            for row_id in ids:
+                self.runner.submit(task, row_id)
+            return len(ids)
         clock = time.monotonic()
-        self._submitted = {k: t for k, t in self._submitted.items() if clock - t < self._grace}
+        due = set(ids)
+        self._submitted = {
+            source: t
+            for source, t in self._submitted.items()
+            if source in due and clock - t < self._grace
+        }
         count = 0
-        for row_id in ids:
-            if (task, row_id) in self._submitted:
-                continue
-            self.runner.submit(task, row_id)
-            self._submitted[(task, row_id)] = clock
-            count += 1
+        for source_id in ids:
+            if source_id not in self._submitted:
+                self.runner.submit(task, source_id)
+                self._submitted[source_id] = clock
+                count += 1
         return count
 
     def run(self, stop: threading.Event) -> None:
@@ -158,8 +181,11 @@ class Scheduler:
         self.release()
 
 
-def _free(model: type[Media] | type[UrlState], now: object) -> object:
+def _stranded(model: type[Media] | type[UrlState], now: datetime, lost: datetime) -> Any:
+    """Rows nobody holds, due, and handed to the queue long enough ago that the message was
+    probably lost (its worker died, the broker forgot it)."""
     return and_(
         or_(model.lease_until.is_(None), model.lease_until < now),
         or_(model.not_before.is_(None), model.not_before <= now),
+        or_(model.queued_at.is_(None), model.queued_at < lost),
     )

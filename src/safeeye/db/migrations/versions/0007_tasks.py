@@ -17,12 +17,13 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-_LEASE = ("attempts", "lease_owner", "lease_until", "not_before")
+_LEASE = ("attempts", "queued_at", "lease_owner", "lease_until", "not_before")
 
 
 def _lease_columns() -> list[sa.Column]:  # type: ignore[type-arg]
     return [
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("queued_at", safeeye.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_until", safeeye.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("not_before", safeeye.db.types.UTCDateTime(timezone=True), nullable=True),
