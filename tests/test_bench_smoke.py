@@ -34,3 +34,16 @@ def test_discovery_benchmark_prints_its_headline_figures() -> None:
     lines = out.splitlines()
     assert any(line.startswith("pages_per_second: ") for line in lines), out
     assert any(line.startswith("appear_to_match_seconds: ") for line in lines), out
+
+
+def test_workers_benchmark_prints_its_headline_figures() -> None:
+    from test_celery_workers import REDIS, _broker_reachable
+
+    if reason := _broker_reachable(REDIS):
+        import pytest
+
+        pytest.skip(reason)
+    out = _run("bench/workers.py", "--quick", "--photos", "6")
+    lines = out.splitlines()
+    assert any(line.startswith("worker_media_per_second: ") for line in lines), out
+    assert any(line.startswith("queue_latency_ms: ") for line in lines), out
