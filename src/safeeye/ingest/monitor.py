@@ -52,7 +52,7 @@ from safeeye.ingest.sources import Candidate, VisitContext, kind_named, obeys_ro
 from safeeye.ingest.spacing import SharedSpacing
 from safeeye.pipeline.record import location_key, store_file
 from safeeye.signals.hashes import hash_file
-from safeeye.tasks import Runner
+from safeeye.tasks import Results, Runner, TaskContext, task
 from safeeye.tasks.discovery import (
     FetchOutcome,
     fetched_facts,
@@ -580,6 +580,16 @@ class Monitor:
             for row in states.values():
                 session.expunge(row)
             return states
+
+
+@task("visit_source", max_attempts=3)
+def visit_source(ctx: TaskContext, source_ids: list[int]) -> Results:
+    """Visit each due source (the visit claims the source's lease itself) and queue its work."""
+    monitor = Monitor(ctx.app, runner=ctx.runner, fetcher=ctx.fetcher, actor=ctx.actor)
+    try:
+        return {source_id: monitor.visit(source_id) for source_id in source_ids}
+    finally:
+        monitor.close()
 
 
 def _candidate_json(candidate: Candidate, source: Source, obey: bool) -> dict[str, Any]:

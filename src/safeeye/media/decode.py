@@ -8,17 +8,16 @@ is wrong without quoting the file. Images are decoded by ``images``, video by ``
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
 
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
-from safeeye.media.frames import Frame
+from safeeye.media.base import DecodedMedia, MediaInfo
+from safeeye.media.images import open_image
 from safeeye.media.sniff import SNIFF_BYTES, Sniffed, sniff
+from safeeye.media.video import open_video
+
+__all__ = ["MEDIA_EXTENSIONS", "DecodedMedia", "MediaInfo", "open_media", "unsupported_message"]
 
 MEDIA_EXTENSIONS = frozenset(
     {
@@ -27,53 +26,6 @@ MEDIA_EXTENSIONS = frozenset(
         *("mp4", "m4v", "mov", "qt", "webm", "mkv", "avi", "flv", "ts", "3gp", "wmv", "mpg"),
     }
 )
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What a media file is, known before any pixel is decoded.
-
-    ``width``/``height`` are of the upright picture (EXIF orientation applied). ``duration`` is
-    in seconds (None for a still image or a video that does not declare it); ``frame_count``
-    is the number of frames in the file when known.
-    """
-
-    media_type: Literal["image", "video"]
-    format: str
-    width: int
-    height: int
-    duration: float | None
-    frame_count: int | None
-    animated: bool
-
-
-class DecodedMedia(ABC):
-    """An opened media file: ``info`` at once, ``frames()`` lazily; close it (or use ``with``)."""
-
-    info: MediaInfo
-
-    @abstractmethod
-    def frames(self) -> Iterator[Frame]:
-        """The frames chosen for analysis, in time order, decoded one at a time.
-
-        Raises ``MediaError`` if the file turns out broken partway; frames already yielded
-        remain valid.
-        """
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the file and decoder; safe to call twice."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_media(
@@ -99,14 +51,9 @@ def open_media(
             code="too_large",
         )
     found = sniff(head)
-    # Imported here because both modules import MediaInfo and DecodedMedia from this one.
     if found.kind == "image":
-        from safeeye.media.images import open_image
-
         return open_image(path, found, limits, sampling)
     if found.kind == "video":
-        from safeeye.media.video import open_video
-
         return open_video(path, found, limits, sampling, threads=threads)
     raise MediaError(unsupported_message(found, path), code="unsupported")
 

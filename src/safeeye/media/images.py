@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
-from safeeye.media.decode import DecodedMedia, MediaInfo
+from safeeye.media.base import DecodedMedia, MediaInfo
 from safeeye.media.frames import Frame
 from safeeye.media.sniff import Sniffed
 

@@ -27,7 +27,7 @@ from av.video.reformatter import VideoReformatter
 
 from safeeye.config import MediaLimits, SamplingPlan
 from safeeye.errors import MediaError
-from safeeye.media.decode import DecodedMedia, MediaInfo
+from safeeye.media.base import DecodedMedia, MediaInfo
 from safeeye.media.frames import Frame, FrameReason
 from safeeye.media.sniff import Sniffed
 

@@ -10,6 +10,7 @@ queue only says "look at row N".
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import socket
@@ -117,8 +118,12 @@ class TaskContext:
             fetcher.close()
 
 
+#: The modules that define tasks (imported by name: they import this registry).
+TASK_MODULES = ("safeeye.tasks.pipeline", "safeeye.tasks.discovery", "safeeye.ingest.monitor")
+
+
 def load_tasks() -> dict[str, TaskSpec]:
     """Every task, registered by importing the modules that define them."""
-    from safeeye.tasks import discovery, pipeline  # noqa: F401
-
+    for module in TASK_MODULES:
+        importlib.import_module(module)
     return TASKS

@@ -1,5 +1,5 @@
-"""Discovery as tasks over rows: ``visit_source`` (a source row) and ``fetch_media`` (a URL
-state row).
+"""Discovery as tasks over rows: ``fetch_media`` over URL state rows (``visit_source``, over
+source rows, lives with the monitor in ``ingest/monitor.py``).
 
 A visit discovers what a source shows and queues each media URL as a URL state row waiting to
 be fetched; ``fetch_media`` claims such rows, fetches them (conditionally, with the per-host
@@ -43,18 +43,6 @@ class FetchOutcome:
     result: str
     error: str | None = None
     stored: Stored | None = None
-
-
-@task("visit_source", max_attempts=3)
-def visit_source(ctx: TaskContext, source_ids: list[int]) -> Results:
-    """Visit each due source (the visit claims the source's lease itself)."""
-    from safeeye.ingest.monitor import Monitor
-
-    monitor = Monitor(ctx.app, runner=ctx.runner, fetcher=ctx.fetcher, actor=ctx.actor)
-    try:
-        return {source_id: monitor.visit(source_id) for source_id in source_ids}
-    finally:
-        monitor.close()
 
 
 @task("fetch_media", max_attempts=3, batch=FETCH_BATCH)
