@@ -38,6 +38,7 @@ from safeeye.signals.base import (
     LazyModel,
     MediaSignal,
     SignalContext,
+    Target,
 )
 from safeeye.signals.hashes import hash_file
 from safeeye.signals.pdq import PdqHash
@@ -262,6 +263,13 @@ def test_signals_come_after_the_signals_they_read_and_names_are_checked(
 
     with pytest.raises(ConfigError, match="needs a name"):
         registry.register(Unnamed)
+
+    class Misplaced(Zebra):
+        name: ClassVar[str] = "misplaced_test"
+        applies_to: ClassVar[frozenset[Target]] = frozenset({Target.FILE})
+
+    with pytest.raises(ConfigError, match="applies only to frame, still"):
+        registry.register(Misplaced)  # a frame signal's compute takes a frame, not a file
 
 
 def test_whole_media_signals_see_every_part_of_a_split_video() -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-#: Where models run. CPU only: the machines safeeye targets have no accelerator to rely on.
+#: Where models run: the CPU (the ``onnxruntime`` package installed is the CPU build).
 PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
 
 

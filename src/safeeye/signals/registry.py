@@ -48,8 +48,10 @@ def register(cls: S) -> S:
         raise ConfigError(f"signal {cls.__name__} needs a name like 'synthetic_face'")
     if not isinstance(cls.version, int) or cls.version < 1:
         raise ConfigError(f"signal {name!r} needs a version of 1 or more")
-    if not cls.applies_to or not set(cls.applies_to) <= set(Target):
-        raise ConfigError(f"signal {name!r} applies to nothing")
+    kind = next(k for k in (FrameSignal, FileSignal, MediaSignal) if issubclass(cls, k))
+    if not cls.applies_to or not cls.applies_to <= kind.applies_to:
+        allowed = ", ".join(sorted(kind.applies_to))
+        raise ConfigError(f"signal {name!r}, a {kind.__name__}, applies only to {allowed}")
     with _lock:
         current = _signals.get(name)
         if current is not None and _identity(type(current)) != _identity(cls):
