@@ -87,8 +87,9 @@ class ShapeModel(LazyModel[np.ndarray, Shape]):
 
 
 def test_a_signal_defined_in_a_test_is_stored_and_shown_by_scan_json(
-    app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, forget: list[str]
+    any_db_app: SafeEye, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, forget: list[str]
 ) -> None:
+    app = any_db_app
     registry.register_model("test_shape_model")(lambda settings, threads: ShapeModel())
 
     @registry.register
