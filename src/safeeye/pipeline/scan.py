@@ -129,6 +129,8 @@ class Scanner:
                 )
                 continue
             taken[i] = stored
+            if stored.media_status == MediaStatus.PENDING:
+                self.runner.context.offer_local_copy(stored.media_id, path)
             task = "scan_media" if stored.media_status == MediaStatus.PENDING else "match_media"
             self.runner.submit(task, stored.media_id)
         outcomes = self.runner.drain()

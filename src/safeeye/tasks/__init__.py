@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -82,6 +83,27 @@ class TaskContext:
         self.actor = actor or Actor.system("worker")
         self.owner = worker_token()
         self.lease = timedelta(seconds=app.settings.task_lease_seconds)
+        #: Files this process stored and still holds unchanged: media id -> (path, size, mtime).
+        self._local: dict[int, tuple[Path, int, int]] = {}
+
+    def offer_local_copy(self, media_id: int, path: Path) -> None:
+        """Say that ``path`` holds the bytes just stored as media ``media_id``: a scan in this
+        process reads them there instead of decrypting the blob again (the CLI's own files)."""
+        stat = path.stat()
+        self._local[media_id] = (path, stat.st_size, stat.st_mtime_ns)
+
+    def local_copy(self, media_id: int, size: int) -> Path | None:
+        """The offered file for ``media_id`` if it is still the same size and age, else None."""
+        offered = self._local.pop(media_id, None)
+        if offered is None:
+            return None
+        path, known_size, mtime = offered
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        same = stat.st_size == known_size == size and stat.st_mtime_ns == mtime
+        return path if same else None
 
     @cached_property
     def analyzer(self) -> Analyzer:

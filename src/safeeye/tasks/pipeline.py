@@ -51,6 +51,7 @@ class _Claimed:
     hashes: ContentHashes
     blob_address: str
     path: Path | None = None
+    spooled: bool = True  # a temporary copy of the blob (deleted after), not the caller's file
 
 
 @task("scan_media", max_attempts=3, batch=SCAN_BATCH)
@@ -81,7 +82,8 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
     ready: list[_Claimed] = []
     for item in claimed:
         try:
-            item.path = _spool(ctx, item.blob_address)
+            local_copy = ctx.local_copy(item.media_id, item.hashes.size)
+            item.path, item.spooled = local_copy or _spool(ctx, item.blob_address), not local_copy
             ready.append(item)
         except Exception as exc:  # the blob store is away or the blob damaged
             _failed(ctx, item.media_id, error_text(exc, "reading a stored blob"))
@@ -104,7 +106,7 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
                 results[item.media_id] = _record(ctx, item, analysis)
     finally:
         for item in ready:
-            if item.path is not None:
+            if item.path is not None and item.spooled:
                 item.path.unlink(missing_ok=True)
     return results
 
