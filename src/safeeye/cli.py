@@ -394,7 +394,7 @@ def _visit_now(source_id: int) -> Any:
 
     monitor = Monitor(_app(), actor=_actor())
     try:
-        return monitor.visit(source_id)
+        return monitor.visit(source_id, now_anyway=True)
     finally:
         monitor.close()
 
@@ -519,7 +519,12 @@ def source_import_telegram(
         _fail(ValidationError("--username takes CHAT_ID=username"), as_json)
     usernames = dict(item.split("=", 1) for item in username or [])
     source = _call(
-        as_json, add_source, "telegram", str(export_dir), config={"usernames": usernames}
+        as_json,
+        add_source,
+        "telegram",
+        str(export_dir),
+        config={"usernames": usernames},
+        due=False,  # read here and now: a worker on another machine could not open the folder
     )
     try:
         report = _visit_now(source.id)
@@ -547,7 +552,8 @@ def source_upload(
             if line.strip() and not line.startswith("#")
         ]
     config = {"files": [str(f.resolve()) for f in files or []], "urls": urls}
-    source = _call(as_json, add_source, "upload", "upload", config=config)
+    # Read here and now: a worker on another machine could not open these files.
+    source = _call(as_json, add_source, "upload", "upload", config=config, due=False)
     try:
         report = _visit_now(source.id)
     except SafeEyeError as exc:

@@ -42,13 +42,16 @@ def lease_is_free(now: datetime) -> ColumnElement[bool]:
     return or_(Source.lease_until.is_(None), Source.lease_until <= now)
 
 
-def take_lease(session: Session, source_id: int, length: timedelta) -> Lease | None:
-    """Take the source's lease if it is due and free; None when it is not due or is held."""
+def take_lease(
+    session: Session, source_id: int, length: timedelta, *, due_only: bool = True
+) -> Lease | None:
+    """Take the source's lease if it is free (and, with ``due_only``, due); None otherwise."""
     now = utcnow()
     token = secrets.token_hex(16)
+    due = Source.next_due_at <= now if due_only else Source.id.is_not(None)
     taken = session.execute(
         update(Source)
-        .where(Source.id == source_id, Source.next_due_at <= now, lease_is_free(now))
+        .where(Source.id == source_id, due, lease_is_free(now))
         .values(lease_owner=token, lease_until=now + length)
         .execution_options(synchronize_session=False)
     )

@@ -288,11 +288,12 @@ class Monitor:
 
     # -- one visit -------------------------------------------------------------------------
 
-    def _claim(self, source_id: int) -> tuple[Source, Visit, Lease] | None:
-        """Take the source's lease (None when it is not due or another monitor holds it) and
-        open a visit; a visit left running under an expired lease is interrupted."""
+    def _claim(self, source_id: int, now_anyway: bool) -> tuple[Source, Visit, Lease] | None:
+        """Take the source's lease (None when it is not due, unless ``now_anyway``, or another
+        monitor holds it) and open a visit; a visit left running under an expired lease is
+        interrupted."""
         with self.app.db.session() as session:
-            lease = take_lease(session, source_id, self.lease)
+            lease = take_lease(session, source_id, self.lease, due_only=not now_anyway)
             if lease is None:
                 return None
             now = utcnow()
@@ -312,10 +313,10 @@ class Monitor:
             session.expunge(source)
             return source, visit, lease
 
-    def visit(self, source_id: int) -> VisitReport | None:
-        """Visit one due source now: discover, fetch, scan, record. None if it is not due or
-        another monitor is visiting it."""
-        claimed = self._claim(source_id)
+    def visit(self, source_id: int, *, now_anyway: bool = False) -> VisitReport | None:
+        """Visit one due source now (``now_anyway``: due or not): discover, fetch, scan,
+        record. None if it is not due or another monitor is visiting it."""
+        claimed = self._claim(source_id, now_anyway)
         if claimed is None:
             return None
         source, visit, lease = claimed

@@ -56,10 +56,12 @@ def add_source(
     *,
     config: Mapping[str, Any] | None = None,
     interval_seconds: int | None = None,
+    due: bool = True,
 ) -> SourceSummary:
-    """Register a source of ``kind``; it is due at once. The locator is checked and normalised
-    (a URL, an existing folder) and ``config`` is validated by the kind, its defaults filled in:
-    a bad or unknown setting is a ``ValidationError`` naming it."""
+    """Register a source of ``kind``; it is due at once (``due=False``: only when the caller
+    visits it, e.g. files handed in that only this machine can read). The locator is checked
+    and normalised (a URL, an existing folder) and ``config`` is validated by the kind, its
+    defaults filled in: a bad or unknown setting is a ``ValidationError`` naming it."""
     work.require(Role.COUNSELOR, action="add sources")
     if interval_seconds is not None and interval_seconds < 1:
         raise ValidationError("a source is visited again after 1 s or more, or only once")
@@ -72,7 +74,7 @@ def add_source(
         config=settings.model_dump(mode="json"),
         interval_seconds=interval_seconds,
         enabled=True,
-        next_due_at=utcnow(),
+        next_due_at=utcnow() if due else None,
     )
     work.session.add(source)
     work.session.flush()
