@@ -32,6 +32,7 @@ from safeeye.db.models import (
     Sighting,
     UrlState,
 )
+from safeeye.db.states import CaseStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, MediaError, NotFoundError, SafeEyeError, ValidationError
 from safeeye.media.decode import open_media
@@ -89,7 +90,7 @@ def get_case(session: Session, code: str) -> Case:
 
 def _open_case(session: Session, code: str) -> Case:
     case = get_case(session, code)
-    if case.status == "purged":
+    if case.status == CaseStatus.PURGED:
         raise ConflictError(f"case {code} was purged")
     return case
 
@@ -104,7 +105,7 @@ def create_case(work: Work, code: str, consent_basis: str | None = None) -> Case
     session = work.session
     if session.execute(select(Case.id).where(Case.code == code)).first():
         raise ConflictError(f"a case with code {code!r} exists already")
-    case = Case(code=code, status="open")
+    case = Case(code=code, status=CaseStatus.OPEN)
     if consent_basis:
         case.consent_at = utcnow()
     session.add(case)
@@ -371,7 +372,7 @@ def purge_case(work: Work, code: str) -> PurgeReport:
     session.execute(delete(Match).where(Match.case_id == case.id))
     case.wrapped_key = case.consent_sealed = None
     case.code = f"purged-{case.id}"
-    case.status = "purged"
+    move(case, CaseStatus.PURGED)
     case.purged_at = utcnow()
     report = PurgeReport(code, references=len(refs), media=len(media_rows), blobs=len(blobs))
     work.audit(

@@ -16,7 +16,7 @@ from safeeye.app import SafeEye
 from safeeye.cases.sealing import seal_match_evidence
 from safeeye.crypto import seal, unseal
 from safeeye.db.models import Case, Match, Media, MediaFace, MediaFrame, Sighting, SignalValue
-from safeeye.db.states import MediaStatus, move
+from safeeye.db.states import MatchStatus, MediaStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import MediaError
 from safeeye.matching.rules import MatchCandidate
@@ -81,7 +81,7 @@ def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media
                 session.add(media)
         except DBIntegrityError:  # another worker stored the same content just now
             media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one()
-    if media.status == "scanned":
+    if media.status == MediaStatus.SCANNED:
         return media
     info = analysis.info
     if info is not None:
@@ -91,11 +91,12 @@ def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media
     if analysis.error is not None and not analysis.frames:
         # Least data kept: content that could not be scanned (unsupported, broken, hostile)
         # leaves only its hashes and the failure, never its bytes.
-        media.status, media.error = "failed", analysis.error.as_text()
+        move(media, MediaStatus.FAILED)
+        media.error = analysis.error.as_text()
         return media
     if path is not None and media.blob_address is None:
         media.blob_address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
-    media.status = "scanned"
+    move(media, MediaStatus.SCANNED)
     media.error = analysis.error.as_text() if analysis.error else None
     media.face_count = analysis.face_count
     media.sexual_score = analysis.sexual_score
@@ -300,7 +301,7 @@ def store_matches(work: Work, media: Media, candidates: list[MatchCandidate]) ->
                 distance=candidate.distance,
                 frame_count=candidate.frame_count,
                 evidence_sealed=b"",
-                status="pending",
+                status=MatchStatus.PENDING,
             )
             session.add(match)
             session.flush()

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from safeeye.db.models import Media, Sighting, UrlState
-from safeeye.db.states import MediaStatus
+from safeeye.db.states import MediaStatus, move
 from safeeye.errors import MediaError, error_text, unexpected
 from safeeye.pipeline.analyze import MediaAnalysis
 from safeeye.pipeline.record import StoredMatch, store_matches, store_media, stored_analysis
@@ -202,7 +202,8 @@ def _failed(ctx: TaskContext, media_id: int, error: str) -> None:
         if media is None or not holds(media, ctx.owner):
             return
         if media.attempts >= TASKS["scan_media"].max_attempts:
-            media.status, media.error = MediaStatus.FAILED, error[:2000]
+            move(media, MediaStatus.FAILED)
+            media.error = error[:2000]
             release(media)
             return
         delay = backoff(media.attempts)
