@@ -17,8 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -35,6 +33,7 @@ from sqlalchemy.orm import Session
 from safeeye.crypto import seal, unseal
 from safeeye.db.models import AuditEvent, AuditHead, Case, Media, Source
 from safeeye.db.types import utcnow
+from safeeye.files import write_atomically
 from safeeye.work import Role
 
 if TYPE_CHECKING:
@@ -157,7 +156,7 @@ class CheckpointStore:
             # fsync only for the checkpoints that matter most (a purge, a rotation, an export):
             # after a crash an older checkpoint is only weaker, never a false alarm.
             text = json.dumps(checkpoint.to_json(), indent=2) + "\n"
-            _write_atomically(self.path, text, durable=witness_now)
+            write_atomically(self.path, [text.encode()], durable=witness_now)
         now = time.monotonic()
         if self.witness and (witness_now or now - self._last_witnessed >= WITNESS_INTERVAL_SECONDS):
             self._last_witnessed = now
@@ -468,20 +467,6 @@ def _data_rows(session: Session) -> str:
         if n:
             parts.append(f"{n} {name}")
     return ", ".join(parts)
-
-
-def _write_atomically(path: Path, text: str, *, durable: bool) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def verify_log(work: Work, extra: list[Checkpoint] | None = None) -> AuditReport:

@@ -7,6 +7,7 @@ role is checked and who is named in the audit log. Nothing here prints or knows 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,14 +167,23 @@ def _summaries(session: Session, cases: list[Case]) -> list[CaseSummary]:
 def add_faces(work: Work, code: str, photos: list[Path]) -> list[ReferenceOutcome]:
     """Add face reference photos; each must show a face (the largest is used if several).
     Each photo commits on its own: a bad one is reported and the others are kept."""
+    return _add_each(work, code, photos, _add_face)
+
+
+def _add_each(
+    work: Work,
+    code: str,
+    files: list[Path],
+    add: Callable[[Work, str, Path], ReferenceOutcome],
+) -> list[ReferenceOutcome]:
     work.require(Role.COUNSELOR, action="add references")
     outcomes = []
-    for photo in photos:
+    for path in files:
         try:
-            outcomes.append(_add_face(work, code, photo))
+            outcomes.append(add(work, code, path))
             work.commit()
         except (MediaError, OSError) as exc:
-            outcomes.append(ReferenceOutcome(str(photo), None, error=_error_text(exc)))
+            outcomes.append(ReferenceOutcome(str(path), None, error=_error_text(exc)))
     return outcomes
 
 
@@ -221,15 +231,7 @@ def _add_face(work: Work, code: str, photo: Path) -> ReferenceOutcome:
 def add_known(work: Work, code: str, files: list[Path]) -> list[ReferenceOutcome]:
     """Add known images or videos of the victim; they are matched by exact and perceptual hash.
     Each file commits on its own: a bad one is reported and the others are kept."""
-    work.require(Role.COUNSELOR, action="add references")
-    outcomes = []
-    for path in files:
-        try:
-            outcomes.append(_add_known(work, code, path))
-            work.commit()
-        except (MediaError, OSError) as exc:
-            outcomes.append(ReferenceOutcome(str(path), None, error=_error_text(exc)))
-    return outcomes
+    return _add_each(work, code, files, _add_known)
 
 
 def _add_known(work: Work, code: str, path: Path) -> ReferenceOutcome:

@@ -67,20 +67,34 @@ def find_scanned_media(session: Session, sha256: str) -> Media | None:
     return media if media is not None and media.status == "scanned" else None
 
 
+def media_row(session: Session, hashes: ContentHashes) -> Media:
+    """The media row of this content, made (pending, queued now) if there is none yet."""
+    media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one_or_none()
+    if media is not None:
+        return media
+    media = Media(
+        sha256=hashes.sha256,
+        md5=hashes.md5,
+        size_bytes=hashes.size,
+        status=MediaStatus.PENDING,
+        attempts=0,
+        queued_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(media)
+    except DBIntegrityError:  # another worker took the same content in just now
+        media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one()
+    return media
+
+
 def store_media(work: Work, path: Path | None, analysis: MediaAnalysis) -> Media | None:
     """Create or update the media row with the analysis; None for content with no bytes."""
     app, session = work.app, work.session
     hashes = analysis.hashes
     if hashes.size == 0:
         return None
-    media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one_or_none()
-    if media is None:
-        media = Media(sha256=hashes.sha256, md5=hashes.md5, size_bytes=hashes.size)
-        try:
-            with session.begin_nested():
-                session.add(media)
-        except DBIntegrityError:  # another worker stored the same content just now
-            media = session.execute(select(Media).where(Media.sha256 == hashes.sha256)).scalar_one()
+    media = media_row(session, hashes)
     if media.status == MediaStatus.SCANNED:
         return media
     info = analysis.info
@@ -237,6 +251,12 @@ def store_sighting(
     return record_sighting(session, media, analysis.hashes.sha256, facts, error)
 
 
+def seen_again(sighting: Sighting) -> None:
+    """The same content was seen at the same place again."""
+    sighting.last_seen_at = utcnow()
+    sighting.times_seen += 1
+
+
 def record_sighting(
     session: Session,
     media: Media | None,
@@ -250,8 +270,7 @@ def record_sighting(
         select(Sighting).where(Sighting.location_key == key, Sighting.sha256 == sha256)
     ).scalar_one_or_none()
     if existing is not None:
-        existing.last_seen_at = utcnow()
-        existing.times_seen += 1
+        seen_again(existing)
         if existing.media_id is None and media is not None:
             existing.media_id = media.id
         session.flush()
@@ -351,25 +370,7 @@ def store_file(work: Work, path: Path, hashes: ContentHashes, facts: SightingFac
             ).first()
         if known is None or (known.status != MediaStatus.SCANNED and known.blob_address is None):
             address = app.blobs.put_file(path, app.keys.media, "media", hashes.sha256)
-        media = session.execute(
-            select(Media).where(Media.sha256 == hashes.sha256)
-        ).scalar_one_or_none()
-        if media is None:
-            media = Media(
-                sha256=hashes.sha256,
-                md5=hashes.md5,
-                size_bytes=hashes.size,
-                status=MediaStatus.PENDING,
-                attempts=0,
-                queued_at=utcnow(),
-            )
-            try:
-                with session.begin_nested():
-                    session.add(media)
-            except DBIntegrityError:  # another worker took the same content in just now
-                media = session.execute(
-                    select(Media).where(Media.sha256 == hashes.sha256)
-                ).scalar_one()
+        media = media_row(session, hashes)
         if media.status == MediaStatus.FAILED:
             move(media, MediaStatus.PENDING)
             media.error, media.attempts, media.queued_at = None, 0, utcnow()

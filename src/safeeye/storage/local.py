@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
 from safeeye.errors import NotFoundError
+from safeeye.files import write_atomically
 from safeeye.storage.backend import object_name
 
 TEMP_PREFIX = ".tmp-"
@@ -29,17 +29,7 @@ class LocalBackend:
     def put(self, address: str, parts: Iterable[bytes]) -> None:
         final_path = self.path(address)
         _private_dirs(self.root, final_path.parent)
-        fd, tmp = tempfile.mkstemp(dir=final_path.parent, prefix=TEMP_PREFIX)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for part in parts:
-                    out.write(part)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, final_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(final_path, parts, prefix=TEMP_PREFIX)
 
     def open(self, address: str) -> AbstractContextManager[BinaryIO]:
         try:

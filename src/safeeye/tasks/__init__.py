@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from safeeye.pipeline.pool import Analyzer
     from safeeye.work import Actor
 
+Row = TypeVar("Row")
 #: Results of a batch: row id -> what the step produced for it (None: not this worker's).
 Results = dict[int, Any]
 TaskFunction = Callable[["TaskContext", list[int]], Results]
@@ -85,6 +88,12 @@ class TaskContext:
         self.lease = timedelta(seconds=app.settings.task_lease_seconds)
         #: Files this process stored and still holds unchanged: media id -> (path, size, mtime).
         self._local: dict[int, tuple[Path, int, int]] = {}
+
+    def claim(self, session: Session, model: type[Row], row_id: int, ready: Any) -> Row | None:
+        """Take row ``row_id`` for this process if it is ``ready`` and free (``leases.claim``)."""
+        from safeeye.tasks.leases import claim
+
+        return claim(session, model, row_id, self.owner, self.lease, ready=ready)
 
     def offer_local_copy(self, media_id: int, path: Path) -> None:
         """Say that ``path`` holds the bytes just stored as media ``media_id``: a scan in this

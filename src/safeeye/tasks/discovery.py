@@ -23,10 +23,10 @@ from safeeye.db.states import MediaStatus
 from safeeye.db.types import utcnow
 from safeeye.errors import FetchError, error_text
 from safeeye.ingest.fetcher import FetchResult
-from safeeye.pipeline.record import SightingFacts, Stored, store_file
+from safeeye.pipeline.record import SightingFacts, Stored, seen_again, store_file
 from safeeye.signals.hashes import hash_file
 from safeeye.tasks import TASKS, Results, Runner, TaskContext, task
-from safeeye.tasks.leases import backoff, claim, holds, release
+from safeeye.tasks.leases import give_back, holds, release
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,7 @@ def fetch_media(ctx: TaskContext, state_ids: list[int]) -> Results:
     results: Results = {}
     for state_id in state_ids:
         with app.db.session() as session:
-            state = claim(
-                session,
-                UrlState,
-                state_id,
-                ctx.owner,
-                ctx.lease,
-                ready=UrlState.status == "pending",
-            )
+            state = ctx.claim(session, UrlState, state_id, UrlState.status == "pending")
             if state is None:
                 results[state_id] = None
                 continue
@@ -154,13 +147,10 @@ def _retry(ctx: TaskContext, state_id: int, error: str) -> None:
         row = session.get(UrlState, state_id)
         if row is None or not holds(row, ctx.owner):
             return
-        if row.attempts >= TASKS["fetch_media"].max_attempts:
-            row.status, row.error = "failed", error[:2000]
-            release(row)
+        delay = give_back(row, error, TASKS["fetch_media"].max_attempts)
+        if delay is None:
+            row.status = "failed"
             return
-        delay = backoff(row.attempts)
-        row.error = error[:2000]
-        release(row, retry_in=delay)
     ctx.runner.submit("fetch_media", state_id, delay=delay)
 
 
@@ -172,8 +162,7 @@ def touch_sighting(session: Any, location_key: str, sha256: str | None) -> None:
         select(Sighting).where(Sighting.location_key == location_key, Sighting.sha256 == sha256)
     ).scalar_one_or_none()
     if sighting is not None:
-        sighting.last_seen_at = utcnow()
-        sighting.times_seen += 1
+        seen_again(sighting)
 
 
 def fetched_facts(

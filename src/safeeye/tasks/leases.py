@@ -87,6 +87,19 @@ def release(row: Any, *, retry_in: float | None = None) -> None:
     row.not_before = None if retry_in is None else utcnow() + timedelta(seconds=retry_in)
 
 
+def give_back(row: Any, error: str, max_attempts: int) -> float | None:
+    """After a try that failed for a reason outside the row's content: the row is released
+    with ``error`` to be tried again after the returned delay, or, when that was its last
+    try, released for good (None: the caller records the failure)."""
+    row.error = error[:2000]
+    if row.attempts >= max_attempts:
+        release(row)
+        return None
+    delay = backoff(row.attempts)
+    release(row, retry_in=delay)
+    return delay
+
+
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
     """Seconds before try ``attempt + 1``: exponential, capped, with jitter (half to all)."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))

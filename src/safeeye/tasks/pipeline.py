@@ -26,7 +26,7 @@ from safeeye.pipeline.analyze import MediaAnalysis
 from safeeye.pipeline.record import StoredMatch, store_matches, store_media, stored_analysis
 from safeeye.signals.hashes import ContentHashes
 from safeeye.tasks import TASKS, Results, TaskContext, task
-from safeeye.tasks.leases import backoff, claim, holds, release, renew
+from safeeye.tasks.leases import give_back, holds, release, renew
 from safeeye.tempfiles import process_temp_dir
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,7 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
     claimed: list[_Claimed] = []
     for media_id in media_ids:
         with app.work(ctx.actor) as work:
-            media = claim(
-                work.session,
-                Media,
-                media_id,
-                ctx.owner,
-                ctx.lease,
-                ready=Media.status == MediaStatus.PENDING,
-            )
+            media = ctx.claim(work.session, Media, media_id, Media.status == MediaStatus.PENDING)
             if media is None or media.blob_address is None:
                 results[media_id] = None
                 continue
@@ -174,14 +167,8 @@ def match_media(ctx: TaskContext, media_ids: list[int]) -> Results:
     for media_id in media_ids:
         try:
             with app.work(ctx.actor) as work:
-                media = claim(
-                    work.session,
-                    Media,
-                    media_id,
-                    ctx.owner,
-                    ctx.lease,
-                    ready=Media.status == MediaStatus.SCANNED,
-                )
+                ready = Media.status == MediaStatus.SCANNED
+                media = ctx.claim(work.session, Media, media_id, ready)
                 if media is None:
                     results[media_id] = None
                     continue
@@ -201,14 +188,10 @@ def _failed(ctx: TaskContext, media_id: int, error: str) -> None:
         media = work.session.get(Media, media_id)
         if media is None or not holds(media, ctx.owner):
             return
-        if media.attempts >= TASKS["scan_media"].max_attempts:
+        delay = give_back(media, error, TASKS["scan_media"].max_attempts)
+        if delay is None:
             move(media, MediaStatus.FAILED)
-            media.error = error[:2000]
-            release(media)
             return
-        delay = backoff(media.attempts)
-        media.error = error[:2000]
-        release(media, retry_in=delay)
     ctx.runner.submit("scan_media", media_id, delay=delay)
 
 
