@@ -291,6 +291,56 @@ class UrlState(Base):
     __table_args__ = (UniqueConstraint("source_id", "location_key"),)
 
 
+class Crawl(Base):
+    """One crawl of a site: from its start URLs until none of its pages is pending, over one
+    visit or several (an incomplete visit's pages are carried on by the next). Its counters are
+    the crawl's limits, kept together by every worker that reads its pages."""
+
+    __tablename__ = "crawls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(  # the visit that started it
+        ForeignKey("visits.id", ondelete="SET NULL"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    pages: Mapped[int] = mapped_column(Integer, default=0)  # URLs queued (max_pages)
+    media: Mapped[int] = mapped_column(Integer, default=0)  # media URLs queued (max_media)
+    # The trap defences' counts (query variants per path, pages per prefix) and the limits hit.
+    traps: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    stopped: Mapped[str | None] = mapped_column(String(32))  # a limit that ended it early
+
+
+class CrawlPage(Base):
+    """One URL of a crawl's frontier (a page, sitemap or feed): fetching and reading it is a
+    task over this row. Unique per crawl: each crawl reads the site afresh."""
+
+    __tablename__ = "crawl_pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(  # the visit that queued it
+        ForeignKey("visits.id", ondelete="SET NULL"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)  # normalised
+    url_key: Mapped[str] = mapped_column(String(64))
+    depth: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(8))  # page|sitemap|feed: what it is read as
+    found: Mapped[str] = mapped_column(String(8))  # seed|link|sitemap|feed|redirect
+    referrer: Mapped[str | None] = mapped_column(Text)  # the page that linked or listed it
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("crawl_id", "url_key"),)
+
+
 class Page(Base):
     """Evidence of a page as fetched: its HTML (encrypted blob) and the HTTP facts. A page
     fetched again with the same content only moves ``last_seen_at``."""
