@@ -13,13 +13,17 @@ item's error, never the visit's; sightings are unique per location and content, 
 conditional fetches skip what has not changed.
 
 The work of a visit goes through the pipeline's tasks: each media URL becomes a URL state row
-queued for ``fetch_media``, each stored file a media row queued for ``scan_media``. With the
-in-process runner (the CLI) the visit runs them before it ends and reports what they found;
-in a Celery worker (``runner`` given) it queues them for every worker and ends.
+queued for ``fetch_media``, each stored file a media row queued for ``scan_media``; a crawl's
+frontier is rows too, one ``fetch_page`` task per page (``tasks/crawling.py``), and a visit
+starts a crawl or carries on the one an incomplete visit left. With the in-process runner (the
+CLI) the visit runs these tasks before it ends (within its budget, for a crawl's pages) and
+reports what they found; in a Celery worker (``runner`` given) it queues them for every worker
+and ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -28,7 +32,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -49,16 +53,21 @@ from safeeye.ingest.lease import (
 )
 from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.sources import Candidate, VisitContext, kind_named, obeys_robots
+from safeeye.ingest.sources.crawl import CrawlSource
 from safeeye.ingest.spacing import SharedSpacing
 from safeeye.pipeline.record import location_key, store_file
 from safeeye.signals.hashes import hash_file
 from safeeye.tasks import Results, Runner, TaskContext, task
+from safeeye.tasks.crawling import PageOutcome, crawl_finished, leave_for_later, start_crawl
 from safeeye.tasks.discovery import (
     FetchOutcome,
+    candidate_json,
     fetched_facts,
     local_facts,
+    queue_fetch,
     queue_scan,
     touch_sighting,
+    url_state,
 )
 from safeeye.tasks.runner import InProcessRunner
 from safeeye.work import Actor
@@ -361,6 +370,8 @@ class Monitor:
         budget is spent ("incomplete": each visit handles at least one batch, so a source
         always makes progress). Raises ``LeaseLost`` when another monitor took the source."""
         kind = kind_named(source.kind)
+        if isinstance(kind, CrawlSource):
+            return self._crawl(ctx, source, visit, report, lease, started)
         seen: set[str] = set()
         handled = 0
         with closing(kind.discover(ctx, source)) as candidates:
@@ -373,6 +384,55 @@ class Monitor:
                 seen.update(c.location for c in fresh)
                 handled += self._process(fresh, source, visit, report, lease)
         return "done"
+
+    def _crawl(
+        self,
+        ctx: VisitContext,
+        source: Source,
+        visit: Visit,
+        report: VisitReport,
+        lease: Lease,
+        started: float,
+    ) -> str:
+        """Start a crawl, or carry on the one an incomplete visit left. In a Celery worker the
+        visit ends there and the workers read the pages; in process it runs the pages' tasks
+        and their media's until none is left ("done") or the budget is spent ("incomplete":
+        at least one batch of pages is read, and the media found are still followed; the pages
+        still pending wait for the next visit)."""
+        with self.app.db.session() as session:
+            lease.hold(session)
+            crawl = start_crawl(session, source, visit.id, carry_on=self.drains)
+        ctx.page_failures.extend(crawl.failures)
+        for page_id in crawl.page_ids:
+            self.runner.submit("fetch_page", page_id)
+        if not self.drains:
+            return "done"
+        runner = cast(InProcessRunner, self.runner)
+        batches = itertools.count()
+
+        def in_budget() -> bool:
+            spent = time.monotonic() - started >= self.budget_seconds
+            return not lease.lost.is_set() and (next(batches) == 0 or not spent)
+
+        results = runner.drain(keep_going=in_budget)
+        if runner.pending and not lease.lost.is_set():
+            with self.app.db.session() as session:
+                leave_for_later(session, crawl.crawl_id, runner.context.lease.total_seconds())
+            results.update(runner.drain(keep_going=lambda: not lease.lost.is_set()))
+        if lease.lost.is_set():
+            raise LeaseLost("another monitor took this source over; this visit stopped")
+        for (name, _), page in results.items():
+            if name != "fetch_page" or not isinstance(page, PageOutcome):
+                continue
+            if page.crawl_id != crawl.crawl_id:
+                continue  # left over from a visit that lost its source
+            ctx.pages += page.pages
+            ctx.page_failures.extend(page.errors)
+            for state_id, candidate in page.queued.items():
+                fetched = _fetch_outcome(results, state_id, candidate)
+                self._count(report, candidate, fetched, results)
+        with self.app.db.session(read_only=True) as session:
+            return "done" if crawl_finished(session, crawl.crawl_id) else "incomplete"
 
     def _finish(self, source: Source, visit: Visit, report: VisitReport, lease: Lease) -> None:
         """Record the visit and give the source back, only while this visit holds its lease."""
@@ -452,7 +512,7 @@ class Monitor:
             lease.hold(session)  # a visit that lost its source queues nothing more
             for candidate in items:
                 if candidate.path is None and candidate.prefetched is None:
-                    state_id = _queue(session, source, visit.id, candidate, obey)
+                    state_id = queue_fetch(session, source, visit.id, candidate, obey)
                     queued[state_id] = candidate
         for state_id in queued:
             self.runner.submit("fetch_media", state_id)
@@ -466,10 +526,7 @@ class Monitor:
             return len(items)
         results = self.runner.drain(keep_going=lambda: not lease.lost.is_set())  # type: ignore[attr-defined]
         for state_id, candidate in queued.items():
-            fetched = results.get(("fetch_media", state_id))
-            outcomes[id(candidate)] = fetched or FetchOutcome(
-                state_id, candidate.location, "failed", "fetch: not done in this visit"
-            )
+            outcomes[id(candidate)] = _fetch_outcome(results, state_id, candidate)
         for candidate in items:
             self._count(report, candidate, outcomes[id(candidate)], results)
         return len(items)
@@ -518,7 +575,7 @@ class Monitor:
         queue its scan; never raises: whatever goes wrong is the item's error."""
         key = location_key(candidate.location)
         state = states.get(key)
-        facts_source = _candidate_json(candidate, source, True)
+        facts_source = candidate_json(candidate, source, True)
         try:
             if candidate.path is not None and _unchanged_file(state, candidate):
                 with self.app.db.session() as session:
@@ -593,44 +650,14 @@ def visit_source(ctx: TaskContext, source_ids: list[int]) -> Results:
         monitor.close()
 
 
-def _candidate_json(candidate: Candidate, source: Source, obey: bool) -> dict[str, Any]:
-    """What the fetcher needs to know about a URL a source found (kept on its URL state)."""
-    return {
-        "url": candidate.url,
-        "page_url": candidate.page_url,
-        "page_id": candidate.page_id,
-        "how": candidate.how,
-        "evidence": candidate.evidence,
-        "source_kind": source.kind,
-        "obey_robots": obey,
-    }
-
-
-def _queue(
-    session: Session, source: Source, visit_id: int, candidate: Candidate, obey: bool
-) -> int:
-    """The URL state of ``candidate``, made (or set) pending for ``fetch_media``."""
-    key = location_key(candidate.location)
-    state = session.execute(
-        select(UrlState).where(UrlState.source_id == source.id, UrlState.location_key == key)
-    ).scalar_one_or_none()
-    if state is None:
-        state = UrlState(
-            source_id=source.id,
-            location=candidate.location,
-            location_key=key,
-            kind="media",
-            failures=0,
-            attempts=0,
-        )
-        session.add(state)
-    details = _candidate_json(candidate, source, obey)
-    details["conditional"] = state.status == "ok"
-    state.candidate = details
-    state.status, state.visit_id, state.queued_at = "pending", visit_id, utcnow()
-    state.attempts, state.lease_owner, state.lease_until, state.not_before = 0, None, None, None
-    session.flush()
-    return state.id
+def _fetch_outcome(
+    results: dict[tuple[str, int], Any], state_id: int, candidate: Candidate
+) -> FetchOutcome:
+    """What ``fetch_media`` did with a URL this visit queued (failed: not done in this visit)."""
+    fetched = results.get(("fetch_media", state_id))
+    return fetched or FetchOutcome(
+        state_id, candidate.location, "failed", "fetch: not done in this visit"
+    )
 
 
 def _save_state(
@@ -644,20 +671,7 @@ def _save_state(
     fetched: FetchResult | None = None,
 ) -> None:
     """Record what handling a file this visit read itself found."""
-    key = location_key(candidate.location)
-    state = session.execute(
-        select(UrlState).where(UrlState.source_id == source_id, UrlState.location_key == key)
-    ).scalar_one_or_none()
-    if state is None:
-        state = UrlState(
-            source_id=source_id,
-            location=candidate.location,
-            location_key=key,
-            kind="media",
-            failures=0,
-            attempts=0,
-        )
-        session.add(state)
+    state = url_state(session, source_id, candidate.location)
     state.last_checked_at = utcnow()
     state.status, state.error = status, error[:2000] if error else None
     if status == "failed":

@@ -150,7 +150,12 @@ class TaskContext:
 
 
 #: The modules that define tasks (imported by name: they import this registry).
-TASK_MODULES = ("safeeye.tasks.pipeline", "safeeye.tasks.discovery", "safeeye.ingest.monitor")
+TASK_MODULES = (
+    "safeeye.tasks.pipeline",
+    "safeeye.tasks.discovery",
+    "safeeye.tasks.crawling",
+    "safeeye.ingest.monitor",
+)
 
 
 def load_tasks() -> dict[str, TaskSpec]:

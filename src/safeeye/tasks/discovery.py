@@ -14,19 +14,24 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from safeeye.db.models import Sighting, UrlState
 from safeeye.db.states import MediaStatus
 from safeeye.db.types import utcnow
 from safeeye.errors import FetchError, error_text
 from safeeye.ingest.fetcher import FetchResult
-from safeeye.pipeline.record import SightingFacts, Stored, seen_again, store_file
+from safeeye.pipeline.record import SightingFacts, Stored, location_key, seen_again, store_file
 from safeeye.signals.hashes import hash_file
 from safeeye.tasks import TASKS, Results, Runner, TaskContext, task
 from safeeye.tasks.leases import give_back, holds, release
+
+if TYPE_CHECKING:
+    from safeeye.db.models import Source
+    from safeeye.ingest.sources import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +145,52 @@ def queue_scan(runner: Runner, stored: Stored) -> None:
         return
     pending = stored.media_status == MediaStatus.PENDING
     runner.submit("scan_media" if pending else "match_media", stored.media_id)
+
+
+def candidate_json(candidate: Candidate, source: Source, obey: bool) -> dict[str, Any]:
+    """What the fetcher needs to know about a URL a source found (kept on its URL state)."""
+    return {
+        "url": candidate.url,
+        "page_url": candidate.page_url,
+        "page_id": candidate.page_id,
+        "how": candidate.how,
+        "evidence": candidate.evidence,
+        "source_kind": source.kind,
+        "obey_robots": obey,
+    }
+
+
+def queue_fetch(
+    session: Session, source: Source, visit_id: int | None, candidate: Candidate, obey: bool
+) -> int:
+    """The URL state of ``candidate``, made (or set) pending for ``fetch_media``."""
+    state = url_state(session, source.id, candidate.location)
+    details = candidate_json(candidate, source, obey)
+    details["conditional"] = state.status == "ok"
+    state.candidate = details
+    state.status, state.visit_id, state.queued_at = "pending", visit_id, utcnow()
+    state.attempts, state.lease_owner, state.lease_until, state.not_before = 0, None, None, None
+    session.flush()
+    return state.id
+
+
+def url_state(session: Session, source_id: int, location: str) -> UrlState:
+    """The source's URL state of a media ``location`` (a new one, added, if it has none)."""
+    key = location_key(location)
+    state = session.execute(
+        select(UrlState).where(UrlState.source_id == source_id, UrlState.location_key == key)
+    ).scalar_one_or_none()
+    if state is None:
+        state = UrlState(
+            source_id=source_id,
+            location=location,
+            location_key=key,
+            kind="media",
+            failures=0,
+            attempts=0,
+        )
+        session.add(state)
+    return state
 
 
 def _retry(ctx: TaskContext, state_id: int, error: str) -> None:

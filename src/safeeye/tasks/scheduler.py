@@ -3,7 +3,8 @@
 Every worker process offers to schedule; a named lease in the database lets exactly one do it
 at a time (another takes over when the holder stops renewing). Each tick submits the sources
 that are due and sweeps the task rows nobody holds (media waiting for a scan, URLs waiting to
-be fetched) so that a lost message or a dead worker delays work but never loses it.
+be fetched, crawl pages waiting to be read) so that a lost message or a dead worker delays work
+but never loses it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
-from safeeye.db.models import Media, NamedLease, Source, UrlState
+from safeeye.db.models import CrawlPage, Media, NamedLease, Source, UrlState
 from safeeye.db.states import MediaStatus
 from safeeye.db.types import utcnow
 from safeeye.tasks import Runner, worker_token
+from safeeye.tasks.crawling import PageStatus
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
@@ -133,8 +135,17 @@ class Scheduler:
                     .limit(SWEEP_LIMIT)
                 ).scalars()
             )
+            due["fetch_page"] = list(
+                session.execute(
+                    select(CrawlPage.id)
+                    .where(CrawlPage.status == PageStatus.PENDING, _stranded(CrawlPage, now, lost))
+                    .order_by(CrawlPage.id)
+                    .limit(SWEEP_LIMIT)
+                ).scalars()
+            )
         with self.app.db.session() as session:  # handed to the queue again now
-            for model, task in ((Media, "scan_media"), (UrlState, "fetch_media")):
+            swept = ((Media, "scan_media"), (UrlState, "fetch_media"), (CrawlPage, "fetch_page"))
+            for model, task in swept:
                 if due[task]:
                     session.execute(
                         update(model)
@@ -181,7 +192,9 @@ class Scheduler:
         self.release()
 
 
-def _stranded(model: type[Media] | type[UrlState], now: datetime, lost: datetime) -> Any:
+def _stranded(
+    model: type[Media] | type[UrlState] | type[CrawlPage], now: datetime, lost: datetime
+) -> Any:
     """Rows nobody holds, due, and handed to the queue long enough ago that the message was
     probably lost (its worker died, the broker forgot it)."""
     return and_(

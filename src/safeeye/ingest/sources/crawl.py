@@ -1,5 +1,10 @@
 """A site crawl: seed URLs, a scope of hosts and path patterns, depth and page limits,
-sitemaps and RSS/Atom feeds; every image and video found in scope."""
+sitemaps and RSS/Atom feeds; every image and video found in scope.
+
+A crawl is not discovered in one go: a visit starts it and ``fetch_page`` tasks read it page by
+page over a frontier kept in the database (``tasks/crawling.py``). This kind gives them the
+crawl's rules (``crawler``), its start URLs, and how one of its pages is fetched (``fetch``).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,14 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, Field
 
 from safeeye.db.models import Source
-from safeeye.errors import FetchError
+from safeeye.errors import ConflictError, FetchError
 from safeeye.ingest.crawl import (
-    CrawlEvent,
+    Crawler,
     CrawlLimits,
     CrawlState,
     FetchedPage,
-    FetchPage,
     MediaFound,
-    PageFailed,
-    crawl,
+    QueuedUrl,
     page_kind,
 )
 from safeeye.ingest.scope import CrawlScope, check_glob
@@ -30,10 +33,8 @@ from safeeye.ingest.sources.base import (
     WebUrl,
 )
 from safeeye.ingest.sources.url import web_locator
-from safeeye.ingest.urls import normalize_url
 
 MIME_OF_SNIFFED = {"image": "image/", "video": "video/"}
-SITEMAP_PROBE = "/sitemap.xml"
 
 Glob = Annotated[str, AfterValidator(check_glob)]
 
@@ -62,57 +63,46 @@ class CrawlSource(SourceKind[CrawlConfig]):
         return web_locator(text)
 
     def discover(self, ctx: VisitContext, source: Source) -> Iterator[Candidate]:
+        """Not used: a crawl's media are found page by page by ``fetch_page`` tasks over its
+        frontier, which a visit starts (``tasks.crawling.start_crawl``)."""
+        raise ConflictError("a crawl runs as page tasks; a visit starts it", code="crawl_is_tasks")
+
+    def seeds(self, source: Source) -> list[str]:
+        """The crawl's start URLs: the source's URL and its ``seeds``."""
+        return [source.locator, *self.config(source).seeds]
+
+    def crawler(self, source: Source, state: CrawlState | None = None) -> Crawler:
+        """The crawl's rules (scope, limits, feeds) from the source's config, over ``state``."""
         config = self.config(source)
-        seeds = [source.locator, *config.seeds]
-        scope = CrawlScope.for_seeds(seeds, include=config.include, exclude=config.exclude)
+        scope = CrawlScope.for_seeds(
+            self.seeds(source), include=config.include, exclude=config.exclude
+        )
         limits = CrawlLimits(
             max_depth=config.depth,
             max_pages=config.max_pages,
             max_seconds=config.max_seconds,
             max_pages_per_prefix=config.max_pages_per_prefix,
         )
-        obey = config.obey_robots
-        page_ids: dict[str, int] = {}
+        return Crawler(scope, limits, state, feeds=config.feeds)
 
-        def fetch_page(url: str) -> FetchedPage | None:
-            try:
-                return read_page(url)
-            except FetchError as exc:
-                if not (url.endswith(SITEMAP_PROBE) and exc.code == "http_status"):
-                    ctx.page_failed(url, exc)  # a site without /sitemap.xml is no failure
-            except Exception as exc:  # one page's failure, whatever it is, is that page's
-                ctx.page_failed(url, exc)
-            return None
-
-        def read_page(url: str) -> FetchedPage:
-            result, body, page_id, content_type = ctx.fetch_page(
-                url, obey_robots=obey, max_bytes=ctx.fetcher.policy.max_page_bytes
-            )
-            with result:
-                if page_id is None:  # media behind a page-looking link
-                    sniffed = result.sniffed
-                    mime = MIME_OF_SNIFFED[sniffed.kind] + sniffed.format if sniffed else None
-                    return FetchedPage(url, result.final_url, result.status, mime, b"", "other")
-                page_ids[normalize_url(result.final_url) or result.final_url] = page_id
-                kind = page_kind(content_type, body)
-                status = 200 if result.not_modified else result.status
-                return FetchedPage(url, result.final_url, status, content_type, body, kind)
-
-        for event in _resilient_crawl(ctx, seeds, scope, limits, fetch_page, config):
-            if isinstance(event, MediaFound):
-                link = event.link
-                yield Candidate(
-                    location=link.url,
-                    url=link.url,
-                    page_url=link.page_url,
-                    page_id=page_ids.get(link.page_url),
-                    how=link.how,
-                    evidence={"depth": event.depth},
-                )
-            elif isinstance(event, PageFailed) and not event.reason.startswith(
-                ("fetch", "bad_url")
-            ):
-                ctx.page_failed(event.url, event.reason)
+    def fetch(self, ctx: VisitContext, url: str, source: Source) -> tuple[FetchedPage, int | None]:
+        """Fetch one page of the crawl with the source's politeness and robots rules, keeping it
+        as evidence: the page and its kept page's id (None for media behind a page-looking
+        link, which is not kept as a page). Raises what the fetch raised (``FetchError``)."""
+        result, body, page_id, content_type = ctx.fetch_page(
+            url,
+            obey_robots=self.config(source).obey_robots,
+            max_bytes=ctx.fetcher.policy.max_page_bytes,
+        )
+        with result:
+            if page_id is None:  # media behind a page-looking link
+                sniffed = result.sniffed
+                mime = MIME_OF_SNIFFED[sniffed.kind] + sniffed.format if sniffed else None
+                page = FetchedPage(url, result.final_url, result.status, mime, b"", "other")
+                return page, None
+            kind = page_kind(content_type, body)
+            status = 200 if result.not_modified else result.status
+            return FetchedPage(url, result.final_url, status, content_type, body, kind), page_id
 
     def describe(self, source: Source) -> str:
         config = self.config(source)
@@ -120,32 +110,20 @@ class CrawlSource(SourceKind[CrawlConfig]):
         return f"{source.locator} (depth {config.depth}, {scope})"
 
 
-def _resilient_crawl(
-    ctx: VisitContext,
-    seeds: list[str],
-    scope: CrawlScope,
-    limits: CrawlLimits,
-    fetch_page: FetchPage,
-    config: CrawlConfig,
-) -> Iterator[CrawlEvent]:
-    """The crawl's events; a page whose reading raises (a parser's bug on a crafted page) is
-    that page's failure, and the crawl resumes after it from its saved state."""
-    state = CrawlState()
-    for _ in range(limits.max_pages + 1):
-        try:
-            yield from crawl(
-                seeds,
-                scope,
-                limits,
-                fetch_page,
-                sitemaps=config.sitemaps,
-                feeds=config.feeds,
-                state=state,
-            )
-            return
-        except Exception as exc:
-            if not state.frontier:
-                raise
-            # The page at the head of the frontier leaves it only once read: it is the culprit.
-            broken = state.frontier.popleft()
-            ctx.page_failed(broken.url, exc)
+def missing_sitemap(queued: QueuedUrl, failure: BaseException) -> bool:
+    """Whether ``failure`` only says that a host has no ``/sitemap.xml``: no failure at all."""
+    probe = queued.found == "seed" and queued.role == "sitemap"
+    return probe and isinstance(failure, FetchError) and failure.code == "http_status"
+
+
+def media_candidate(found: MediaFound, page_id: int | None) -> Candidate:
+    """A media file the crawl found, as the monitor and ``fetch_media`` take it."""
+    link = found.link
+    return Candidate(
+        location=link.url,
+        url=link.url,
+        page_url=link.page_url,
+        page_id=page_id,
+        how=link.how,
+        evidence={"depth": found.depth},
+    )
