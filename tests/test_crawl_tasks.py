@@ -242,6 +242,25 @@ def test_a_page_delivered_twice_or_retried_queues_nothing_twice(
     assert fetches == [state.id]
 
 
+def test_pages_left_when_a_crawls_time_is_up_are_not_read(web_app: SafeEye) -> None:
+    with HostileServer() as server:
+        server.add("/", html('<img src="/img/0.jpg">'), content_type="text/html")
+        config = {"max_seconds": 60}
+        act(web_app, add_source, "crawl", server.url("/"), config=config)
+        queue = Recorder()
+        _visit_once(web_app, queue)
+        with web_app.db.session() as session:
+            session.execute(update(Crawl).values(started_at=utcnow() - timedelta(minutes=2)))
+        pages = [row for task, row, _ in queue.submitted]
+        outcomes = fetch_page(TaskContext(web_app, queue), pages)
+        hits = len(server.requests())
+    assert {o.result for o in outcomes.values()} == {"skipped"} and len(pages) == 2
+    assert hits == 0
+    assert {(r.status, r.error) for r in _rows(web_app)} == {("done", "not read: max_seconds")}
+    with web_app.db.session(read_only=True) as session:
+        assert session.scalars(select(Crawl.stopped)).one() == "max_seconds"
+
+
 class _BrokenFetcher(Fetcher):
     """The real fetcher, except that fetching one URL raises something unforeseen."""
 

@@ -23,7 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from safeeye.errors import SafeEyeError
@@ -202,7 +202,7 @@ class CrawlState:
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a crawl state: {exc}") from exc
 
-    def traps(self) -> dict[str, object]:
+    def traps(self) -> dict[str, Any]:
         """The trap defences' counts and the limits reported, as JSON-ready data."""
         return {
             "query_variants": self.query_variants,
@@ -210,12 +210,11 @@ class CrawlState:
             "limits_reported": sorted(self.limits_reported),
         }
 
-    def load_traps(self, data: dict[str, object]) -> None:
+    def load_traps(self, data: dict[str, Any]) -> None:
         """Take back what ``traps`` gave (KeyError, TypeError or AttributeError if it is not)."""
-        variants, prefixes = data["query_variants"], data["prefix_pages"]
-        self.query_variants = {str(k): int(v) for k, v in variants.items()}  # type: ignore[attr-defined]
-        self.prefix_pages = {str(k): int(v) for k, v in prefixes.items()}  # type: ignore[attr-defined]
-        self.limits_reported = set(map(str, data["limits_reported"]))  # type: ignore[call-overload]
+        self.query_variants = {str(k): int(v) for k, v in data["query_variants"].items()}
+        self.prefix_pages = {str(k): int(v) for k, v in data["prefix_pages"].items()}
+        self.limits_reported = set(map(str, data["limits_reported"]))
 
 
 def page_kind(content_type: str | None, body: bytes) -> PageKind:

@@ -296,23 +296,29 @@ def _state(session: Session, crawl: Crawl, source_id: int, read: PageRead) -> Cr
         )
     )
     media = {location_key(link.url): link.url for link in read.media}
-    handled = session.scalars(
-        select(UrlState.location_key).where(
-            UrlState.source_id == source_id,
-            UrlState.location_key.in_(list(media)),
-            or_(
-                UrlState.queued_at >= crawl.started_at, UrlState.last_checked_at >= crawl.started_at
-            ),
-        )
-    )
+    handled = _handled(session, source_id, crawl.started_at, list(media)) if media else []
     state = CrawlState(
         seen={urls[key] for key in seen},
-        media_seen={media[key] for key in handled} if media else set(),
+        media_seen={media[key] for key in handled},
         queued=crawl.pages,
         media_found=crawl.media,
     )
     state.load_traps(crawl.traps)
     return state
+
+
+def _handled(session: Session, source_id: int, since: datetime, keys: list[str]) -> list[str]:
+    """Which of the media (by location key) were queued or fetched since the crawl started:
+    a crawl queues each media URL once."""
+    return list(
+        session.scalars(
+            select(UrlState.location_key).where(
+                UrlState.source_id == source_id,
+                UrlState.location_key.in_(keys),
+                or_(UrlState.queued_at >= since, UrlState.last_checked_at >= since),
+            )
+        )
+    )
 
 
 def _kept_pages(
