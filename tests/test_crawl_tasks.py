@@ -77,10 +77,14 @@ class Recorder:
         self.submitted.append((task, row_id, delay))
 
 
-@pytest.fixture
-def web_app(tmp_path: Path, detectors: Detectors) -> Iterator[SafeEye]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def web_app(
+    request: pytest.FixtureRequest, tmp_path: Path, detectors: Detectors
+) -> Iterator[SafeEye]:
+    """The service on each database (rows are claimed and locked differently on each)."""
+    url = request.getfixturevalue("postgres_schema") if request.param == "postgres" else None
     settings = make_settings(
-        tmp_path / "data", fetch_allowlist=("127.0.0.1",), fetch_host_interval=0.0
+        tmp_path / "data", url, fetch_allowlist=("127.0.0.1",), fetch_host_interval=0.0
     )
     safe = make_app(settings, detectors)
     yield safe
