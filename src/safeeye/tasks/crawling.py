@@ -165,6 +165,7 @@ def fetch_page(ctx: TaskContext, page_ids: list[int]) -> Results:
             results[page_id] = taken
     if not claimed:
         return results
+    ctx.app.blobs  # noqa: B018 - opened once here, not by each thread that keeps a page
     with ThreadPoolExecutor(min(FETCH_THREADS, len(claimed))) as pool:
         fetched = list(pool.map(lambda item: _fetch(ctx, item), claimed))
     for item, (page, kept, pages) in zip(claimed, fetched, strict=True):

@@ -1,11 +1,13 @@
 """Discovery as tasks over rows: ``fetch_media`` over URL state rows (``visit_source``, over
-source rows, lives with the monitor in ``ingest/monitor.py``).
+source rows, lives with the monitor in ``ingest/monitor.py``; ``fetch_page``, over a crawl's
+pages, in ``tasks/crawling.py``).
 
-A visit discovers what a source shows and queues each media URL as a URL state row waiting to
-be fetched; ``fetch_media`` claims such rows, fetches them (conditionally, with the per-host
-interval every process keeps together), stores what it got first (blob, media row, sighting)
-and queues its scan. Files a visit reads itself (a watched folder, a Telegram export, a body the
-crawler already fetched) are stored by the visit and queued for a scan the same way.
+A visit (or a crawl's page task) discovers what a source shows and queues each media URL as a
+URL state row waiting to be fetched (``queue_fetch``); ``fetch_media`` claims such rows, fetches
+them (conditionally, with the per-host interval every process keeps together), stores what it
+got first (blob, media row, sighting) and queues its scan. Files a visit reads itself (a watched
+folder, a Telegram export, a body the crawler already fetched) are stored by the visit and
+queued for a scan the same way.
 """
 
 from __future__ import annotations
