@@ -18,9 +18,7 @@ from hostile_server import HostileServer, maze
 from safeeye.app import SafeEye
 from safeeye.db.models import Crawl, CrawlPage, Sighting, UrlState
 from safeeye.db.types import utcnow
-from safeeye.ingest.fetcher import Fetcher
 from safeeye.ingest.monitor import Monitor, VisitReport
-from safeeye.ingest.policy import fetch_policy
 from safeeye.ingest.service import add_source
 from safeeye.pipeline.detectors import Detectors
 from safeeye.tasks import TaskContext
@@ -35,6 +33,7 @@ from test_celery_workers import (
     _wait_until_scanned,
     workers_cleanup,  # noqa: F401 - a fixture
 )
+from test_discovery import _FetcherBrokenBy
 from test_monitor_leases import noise_jpeg
 
 
@@ -265,19 +264,6 @@ def test_pages_left_when_a_crawls_time_is_up_are_not_read(web_app: SafeEye) -> N
         assert session.scalars(select(Crawl.stopped)).one() == "max_seconds"
 
 
-class _BrokenFetcher(Fetcher):
-    """The real fetcher, except that fetching one URL raises something unforeseen."""
-
-    def __init__(self, app: SafeEye, broken_url: str) -> None:
-        super().__init__(fetch_policy(app.settings))
-        self.broken_url = broken_url
-
-    def fetch(self, url: str, **options):  # type: ignore[no-untyped-def]
-        if url == self.broken_url:
-            raise RuntimeError("a bug in the fetcher")
-        return super().fetch(url, **options)
-
-
 def test_a_page_whose_handling_raises_fails_alone(
     web_app: SafeEye, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,7 +289,7 @@ def test_a_page_whose_handling_raises_fails_alone(
             server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
         act(web_app, add_source, "crawl", server.url("/"), config={"sitemaps": False})
         runner = InProcessRunner(web_app)
-        runner.context.__dict__["fetcher"] = _BrokenFetcher(
+        runner.context.__dict__["fetcher"] = _FetcherBrokenBy(
             web_app, server.url("/unfetchable.html")
         )
         try:

@@ -28,6 +28,7 @@ from safeeye.db.types import utcnow
 from safeeye.errors import SafeEyeError, error_text
 from safeeye.ingest.crawl import (
     Crawler,
+    CrawlEvent,
     CrawlState,
     FetchedPage,
     Found,
@@ -231,21 +232,12 @@ def _settle(
     kept: int | None,
     pages: int,
 ) -> PageOutcome:
-    """Read the page and record the step in one transaction that holds the crawl's row: the
-    new pages and media queued, the crawl's counts, the page done or failed."""
-    queued, source = item.queued, item.source
-    errors: list[str] = []
-    fetch_error = None
-    if isinstance(fetched, Exception) and not missing_sitemap(queued, fetched):
-        fetch_error = error_text(fetched, "one page")
-        errors.append(f"{queued.url[:300]}: {fetch_error}")
-    crawler = CRAWL.crawler(source)
-    try:
-        read = crawler.read(queued, fetched)
-    except Exception as exc:  # a parser's bug on a crafted page: that page's failure
-        read = PageRead(queued, queued.url, failure=error_text(exc, "one page"))
-    obey = CRAWL.config(source).obey_robots
-    media: dict[int, Candidate] = {}
+    """Read the page and record the step in one transaction that holds the crawl's row (the
+    new pages and media queued, the crawl's counts, the page done or failed); then submit the
+    tasks of what it queued."""
+    crawler = CRAWL.crawler(item.source)
+    read, fetch_error = _read(crawler, item.queued, fetched)
+    errors = [f"{item.queued.url[:300]}: {fetch_error}"] if fetch_error else []
     with ctx.app.db.session() as session:
         row = session.get(CrawlPage, item.page_id)
         if row is None or not holds(row, ctx.owner):
@@ -253,30 +245,22 @@ def _settle(
         crawl = session.execute(
             select(Crawl).where(Crawl.id == item.crawl_id).with_for_update()
         ).scalar_one()
-        crawler.state = _state(session, crawl, source.id, read)
+        crawler.state = _state(session, crawl, item.source.id, read)
         known = set(crawler.state.seen)
         events = list(crawler.take(read))
-        now = utcnow()
-        rows = [_page_row(crawl, item.visit_id, q, now) for q in crawler.state.frontier]
-        if read.url not in known and read.url in crawler.state.seen:  # where it redirected
-            moved = QueuedUrl(read.url, queued.depth, queued.role, queued.url, "redirect")
-            rows.append(_page_row(crawl, item.visit_id, moved, now, PageStatus.DONE))
+        rows = _new_pages(crawl, item, read, crawler.state, known)
         session.add_all(rows)
-        links = [e.link for e in events if isinstance(e, MediaFound)]
-        page_ids = _kept_pages(session, source.id, crawl.started_at, read.url, kept, links)
-        for event in events:
-            if isinstance(event, MediaFound):
-                candidate = media_candidate(event, page_ids.get(event.link.page_url))
-                media[queue_fetch(session, source, item.visit_id, candidate, obey)] = candidate
-            elif isinstance(event, PageFailed) and not event.reason.startswith(
-                _REPORTED_AS_FETCH_ERRORS
-            ):
-                errors.append(f"{event.url[:300]}: {event.reason}")
+        media = _queue_media(session, crawl, item, read, kept, events)
+        failures = [e for e in events if isinstance(e, PageFailed)]
+        errors += [
+            f"{e.url[:300]}: {e.reason}"
+            for e in failures
+            if not e.reason.startswith(_REPORTED_AS_FETCH_ERRORS)
+        ]
         _count(crawl, crawler)
-        failure = next((e.reason for e in events if isinstance(e, PageFailed)), None)
-        _finish(
-            row, PageStatus.DONE if failure is None else PageStatus.FAILED, fetch_error or failure
-        )
+        failure = failures[0].reason if failures else None
+        status = PageStatus.DONE if failure is None else PageStatus.FAILED
+        _finish(row, status, fetch_error or failure)
         session.flush()
         new_pages = [r.id for r in rows if r.status == PageStatus.PENDING]
     for page_id in new_pages:
@@ -285,6 +269,55 @@ def _settle(
         ctx.runner.submit("fetch_media", state_id)
     result = "done" if failure is None else "failed"
     return PageOutcome(item.page_id, item.crawl_id, result, pages, media, errors)
+
+
+def _read(
+    crawler: Crawler, queued: QueuedUrl, fetched: FetchedPage | Exception
+) -> tuple[PageRead, str | None]:
+    """The page as the crawl reads it, and the fetch's own error to report (none for a host
+    without a sitemap); a parser's bug on a crafted page is that page's failure."""
+    fetch_error = None
+    if isinstance(fetched, Exception) and not missing_sitemap(queued, fetched):
+        fetch_error = error_text(fetched, "one page")
+    try:
+        return crawler.read(queued, fetched), fetch_error
+    except Exception as exc:
+        return PageRead(queued, queued.url, failure=error_text(exc, "one page")), fetch_error
+
+
+def _new_pages(
+    crawl: Crawl, item: _Claimed, read: PageRead, state: CrawlState, known: set[str]
+) -> list[CrawlPage]:
+    """Rows for what taking the page added to the crawl: the pages it queued, and where it
+    redirected (read there, so done)."""
+    now = utcnow()
+    rows = [_page_row(crawl, item.visit_id, queued, now) for queued in state.frontier]
+    if read.url not in known and read.url in state.seen:
+        queued = item.queued
+        moved = QueuedUrl(read.url, queued.depth, queued.role, queued.url, "redirect")
+        rows.append(_page_row(crawl, item.visit_id, moved, now, PageStatus.DONE))
+    return rows
+
+
+def _queue_media(
+    session: Session,
+    crawl: Crawl,
+    item: _Claimed,
+    read: PageRead,
+    kept: int | None,
+    events: list[CrawlEvent],
+) -> dict[int, Candidate]:
+    """Queue the media the page showed the crawl for ``fetch_media``: URL state id -> what the
+    crawl knew of it."""
+    found = [e for e in events if isinstance(e, MediaFound)]
+    links = [e.link for e in found]
+    page_ids = _kept_pages(session, item.source.id, crawl.started_at, read.url, kept, links)
+    obey = CRAWL.config(item.source).obey_robots
+    media: dict[int, Candidate] = {}
+    for event in found:
+        candidate = media_candidate(event, page_ids.get(event.link.page_url))
+        media[queue_fetch(session, item.source, item.visit_id, candidate, obey)] = candidate
+    return media
 
 
 def _state(session: Session, crawl: Crawl, source_id: int, read: PageRead) -> CrawlState:
