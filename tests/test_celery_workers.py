@@ -3,6 +3,7 @@ PostgreSQL and Redis (and RabbitMQ) discover and scan a local site together."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -46,11 +47,12 @@ def _broker_reachable(url: str) -> str | None:
     return None
 
 
-def _site(tmp_path: Path, noise: int) -> tuple[HostileServer, list[str]]:
+def _site(tmp_path: Path, noise: int) -> tuple[HostileServer, list[str], set[str]]:
     """A page showing ``noise`` faceless photos, two photos of the case's person and two
-    videos long enough that a worker can be killed while it scans one."""
+    videos long enough that a worker can be killed while it scans one (their SHA-256s)."""
     server = HostileServer()
     paths = []
+    videos = set()
     for i in range(noise):
         server.add(f"/img/{i}.jpg", noise_jpeg(i), content_type="image/jpeg")
         paths.append(f"/img/{i}.jpg")
@@ -58,14 +60,15 @@ def _site(tmp_path: Path, noise: int) -> tuple[HostileServer, list[str]]:
         server.add(f"/img/{name}", (FACES / name).read_bytes(), content_type="image/jpeg")
         paths.append(f"/img/{name}")
     for seconds in (70, 80):
-        clip = video(tmp_path / f"clip{seconds}.mp4", seconds, size=(640, 360)).read_bytes()
+        clip = video(tmp_path / f"clip{seconds}.mp4", seconds).read_bytes()
+        videos.add(hashlib.sha256(clip).hexdigest())
         server.add(f"/vid/{seconds}.mp4", clip, content_type="video/mp4")
         paths.append(f"/vid/{seconds}.mp4")
     links = "".join(
         f'<video src="{p}"></video>' if p.endswith(".mp4") else f'<img src="{p}">' for p in paths
     )
     server.add("/", f"<html><body>{links}</body></html>".encode(), content_type="text/html")
-    return server.start(), paths
+    return server.start(), paths, videos
 
 
 def _settings(data: Path, database_url: str, broker: str) -> Settings:
@@ -149,17 +152,27 @@ def _wait_until_scanned(
         if media >= expected and pending == 0 and queued == 0:
             return
         time.sleep(0.2)
-    pytest.fail(f"not everything was scanned in {timeout:g} s: {_counts(app)}")
+    with app.db.session(read_only=True) as session:
+        states = session.execute(
+            select(UrlState.location, UrlState.status, UrlState.error, UrlState.lease_owner)
+        ).all()
+        media = session.execute(select(Media.id, Media.status, Media.lease_owner)).all()
+    unfinished = [s for s in states if s.status != "ok"]
+    waiting = [m for m in media if m.status != MediaStatus.SCANNED]
+    pytest.fail(
+        f"not everything was scanned in {timeout:g} s: {_counts(app)}; "
+        f"URL states not ok: {unfinished}; media not scanned: {waiting}"
+    )
 
 
-def _worker_holding_a_video(app: SafeEye) -> int | None:
-    """The pid of a worker that is scanning a video right now."""
+def _worker_holding_a_video(app: SafeEye, videos: set[str]) -> int | None:
+    """The pid of a worker that is scanning one of ``videos`` right now."""
     with app.db.session(read_only=True) as session:
         owner = session.execute(
             select(Media.lease_owner).where(
                 Media.status == MediaStatus.PENDING,
                 Media.lease_owner.is_not(None),
-                Media.size_bytes > 200_000,
+                Media.sha256.in_(videos),
             )
         ).scalar()
     return int(owner.split(":")[1]) if owner else None
@@ -177,7 +190,7 @@ def test_two_workers_share_a_site_and_one_killed_mid_scan_loses_nothing(
     app = make_app(settings, detectors)
     act(app, create_case, "CASE-W")
     act(app, add_faces, "CASE-W", [FACES / "obama.jpg"])
-    server, paths = _site(tmp_path, noise=50)
+    server, paths, videos = _site(tmp_path, noise=50)
     killed: list[int] = []
     try:
         workers = _start_workers(settings, 2, tmp_path)
@@ -188,7 +201,7 @@ def test_two_workers_share_a_site_and_one_killed_mid_scan_loses_nothing(
         def kill_one_mid_scan() -> None:
             if killed:
                 return
-            pid = _worker_holding_a_video(app)
+            pid = _worker_holding_a_video(app, videos)
             if pid in pids:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
