@@ -33,6 +33,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class TaskRow:
+    """The columns of a row that a task claims (``tasks/leases.py``): how often it was tried,
+    when it was last handed to the queue, who holds it until when, and not before when it may
+    be tried again."""
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Case(Base):
     """One victim under support, known only by a pseudonymous case code."""
 
@@ -135,7 +147,7 @@ class ReferenceFeatures(Base):
     features_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Media(Base):
+class Media(TaskRow, Base):
     """The content itself, stored once by SHA-256 (encrypted), with its scan state."""
 
     __tablename__ = "media"
@@ -152,13 +164,6 @@ class Media(Base):
     blob_address: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")  # states.MediaStatus
     error: Mapped[str | None] = mapped_column(Text)
-    # The scan is a task over this row: who holds it, until when, how often it was tried,
-    # and when it was last handed to the queue (the scheduler re-queues what was lost).
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     face_count: Mapped[int | None] = mapped_column(Integer)
     sexual_score: Mapped[float | None] = mapped_column(Float)
     sexual_scores: Mapped[dict[str, float] | None] = mapped_column(JSONType)
@@ -256,7 +261,7 @@ class Visit(Base):
     owner: Mapped[str | None] = mapped_column(String(64))  # the lease token of its monitor
 
 
-class UrlState(Base):
+class UrlState(TaskRow, Base):
     """What the last fetch of one URL (or file) of a source found: for conditional re-fetch,
     to skip unchanged content, and to record what failed and why."""
 
@@ -274,17 +279,12 @@ class UrlState(Base):
     status: Mapped[str | None] = mapped_column(String(16))  # pending|ok|unchanged|failed
     error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    # Fetching this URL is a task over this row (status "pending" while queued): what the
-    # source said about it (page, how it was found, evidence) waits here for the fetcher.
+    # What the source said about this URL (page, how it was found, evidence), waiting for the
+    # fetcher while the row is "pending" (fetching it is a task over this row).
     candidate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     visit_id: Mapped[int | None] = mapped_column(
         ForeignKey("visits.id", ondelete="SET NULL"), index=True
     )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -311,7 +311,7 @@ class Crawl(Base):
     stopped: Mapped[str | None] = mapped_column(String(32))  # a limit that ended it early
 
 
-class CrawlPage(Base):
+class CrawlPage(TaskRow, Base):
     """One URL of a crawl's frontier (a page, sitemap or feed): fetching and reading it is a
     task over this row. Unique per crawl: each crawl reads the site afresh."""
 
@@ -331,11 +331,6 @@ class CrawlPage(Base):
     referrer: Mapped[str | None] = mapped_column(Text)  # the page that linked or listed it
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
     error: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("crawl_id", "url_key"),)

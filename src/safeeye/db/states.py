@@ -32,6 +32,14 @@ class VisitStatus(StrEnum):
     LOST = "lost"  # it found its lease taken and stopped writing
 
 
+class PageStatus(StrEnum):
+    """A crawl page: waiting to be read, read, or not readable (its error says why)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class MatchStatus(StrEnum):
     """A match waits for a person's review; the review confirms, rejects or escalates it."""
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import random
 import ssl
 import tempfile
@@ -48,6 +49,11 @@ from safeeye.ingest.hostlimits import HostLimits, Spacing
 from safeeye.ingest.pinning import Deadlines, PinnedBackend, PinnedTransport
 from safeeye.ingest.robots import RobotsCache, RobotsRules
 from safeeye.media.sniff import SNIFF_BYTES, Sniffed, sniff
+
+# httpx logs every request with its full URL at INFO level: a victim's media URLs do not go
+# into service logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 USER_AGENT = f"safeeye/{__version__} (victim-support takedown scanner)"
 #: Headers never kept in evidence (they may carry sessions or credentials).

@@ -95,6 +95,12 @@ class TaskContext:
 
         return claim(session, model, row_id, self.owner, self.lease, ready=ready)
 
+    def heartbeat(self, model: type[Any], row_ids: list[int]) -> Any:
+        """A context manager that renews this process's leases on ``row_ids`` meanwhile."""
+        from safeeye.tasks.leases import Heartbeat
+
+        return Heartbeat(self.app.db, model, row_ids, self.owner, self.lease)
+
     def offer_local_copy(self, media_id: int, path: Path) -> None:
         """Say that ``path`` holds the bytes just stored as media ``media_id``: a scan in this
         process reads them there instead of decrypting the blob again (the CLI's own files)."""

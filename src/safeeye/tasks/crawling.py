@@ -17,13 +17,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import cast
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from safeeye.db.models import Crawl, CrawlPage, Page, Source, UrlState
+from safeeye.db.states import PageStatus
 from safeeye.db.types import utcnow
 from safeeye.errors import SafeEyeError, error_text
 from safeeye.ingest.crawl import (
@@ -50,14 +50,6 @@ PAGE_BATCH = 8
 CRAWL = CrawlSource()
 #: Page failures a report leaves out: the fetch's own error is reported instead.
 _REPORTED_AS_FETCH_ERRORS = ("fetch", "bad_url")
-
-
-class PageStatus(StrEnum):
-    """A crawl page: waiting to be read, read, or not readable (its error says why)."""
-
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -167,7 +159,10 @@ def fetch_page(ctx: TaskContext, page_ids: list[int]) -> Results:
     if not claimed:
         return results
     ctx.app.blobs  # noqa: B018 - opened once here, not by each thread that keeps a page
-    with ThreadPoolExecutor(min(FETCH_THREADS, len(claimed))) as pool:
+    with (
+        ctx.heartbeat(CrawlPage, [item.page_id for item in claimed]),
+        ThreadPoolExecutor(min(FETCH_THREADS, len(claimed))) as pool,
+    ):
         fetched = list(pool.map(lambda item: _fetch(ctx, item), claimed))
     for item, (page, kept, pages) in zip(claimed, fetched, strict=True):
         try:

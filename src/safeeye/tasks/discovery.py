@@ -66,7 +66,10 @@ def fetch_media(ctx: TaskContext, state_ids: list[int]) -> Results:
                 continue
             session.expunge(state)
         claimed.append((state_id, state.location, dict(state.candidate or {}), state))
-    with ThreadPoolExecutor(min(FETCH_THREADS, max(1, len(claimed)))) as pool:
+    with (
+        ctx.heartbeat(UrlState, [item[0] for item in claimed]),
+        ThreadPoolExecutor(min(FETCH_THREADS, max(1, len(claimed)))) as pool,
+    ):
         fetched = list(pool.map(lambda item: _fetch(ctx, item[3], item[2]), claimed))
     for (state_id, location, candidate, state), outcome in zip(claimed, fetched, strict=True):
         result, error = outcome

@@ -9,14 +9,19 @@ one writer at a time, a conditional ``UPDATE`` does the same.
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from safeeye.db.session import Database
 from safeeye.db.types import utcnow
+
+log = logging.getLogger(__name__)
 
 Row = TypeVar("Row")
 
@@ -85,6 +90,36 @@ def release(row: Any, *, retry_in: float | None = None) -> None:
     """Give the row back: done (``retry_in`` None) or to be tried again after ``retry_in`` s."""
     row.lease_owner, row.lease_until = None, None
     row.not_before = None if retry_in is None else utcnow() + timedelta(seconds=retry_in)
+
+
+class Heartbeat:
+    """Renews ``owner``'s leases on rows while a long step works on them (a long video, a
+    batch of slow pages), so that they are not taken over while this worker is alive."""
+
+    def __init__(
+        self, db: Database, model: type[Any], row_ids: list[int], owner: str, lease: timedelta
+    ) -> None:
+        self.db, self.model, self.row_ids, self.owner, self.lease = db, model, row_ids, owner, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(1.0, self.lease.total_seconds() / 3)
+        while not self._stop.wait(interval):
+            try:
+                with self.db.session() as session:
+                    for row_id in self.row_ids:
+                        renew(session, self.model, row_id, self.owner, self.lease)
+            except Exception as exc:  # the next beat tries again; the lease is long enough
+                log.warning("lease heartbeat failed: %s", type(exc).__name__)
 
 
 def give_back(row: Any, error: str, max_attempts: int) -> float | None:

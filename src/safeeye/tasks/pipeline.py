@@ -12,12 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from safeeye.db.models import Media, Sighting, UrlState
 from safeeye.db.states import MediaStatus, move
@@ -26,7 +24,7 @@ from safeeye.pipeline.analyze import MediaAnalysis
 from safeeye.pipeline.record import StoredMatch, store_matches, store_media, stored_analysis
 from safeeye.signals.hashes import ContentHashes
 from safeeye.tasks import TASKS, Results, TaskContext, task
-from safeeye.tasks.leases import give_back, holds, release, renew
+from safeeye.tasks.leases import give_back, holds, release
 from safeeye.tempfiles import process_temp_dir
 
 log = logging.getLogger(__name__)
@@ -83,7 +81,7 @@ def scan_media(ctx: TaskContext, media_ids: list[int]) -> Results:
             results[item.media_id] = None
     local = len(app.matcher.local) > 0
     try:
-        with _Heartbeat(ctx, [item.media_id for item in ready]):
+        with ctx.heartbeat(Media, [item.media_id for item in ready]):
             try:
                 analyses = list(
                     ctx.analyzer.analyze_all(
@@ -208,42 +206,3 @@ def _spool(ctx: TaskContext, address: str) -> Path:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
-
-
-class _Heartbeat:
-    """Renews the leases of the rows being analysed, so a long video is not taken over."""
-
-    def __init__(self, ctx: TaskContext, media_ids: list[int]) -> None:
-        self.ctx, self.media_ids = ctx, media_ids
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        interval = max(1.0, self.ctx.lease.total_seconds() / 3)
-        while not self._stop.wait(interval):
-            try:
-                with self.ctx.app.db.session() as session:
-                    for media_id in self.media_ids:
-                        renew(session, Media, media_id, self.ctx.owner, self.ctx.lease)
-            except Exception as exc:  # the next beat tries again; the lease is long enough
-                log.warning("lease heartbeat failed: %s", type(exc).__name__)
-
-
-def pending_media(session: Session, limit: int) -> list[int]:
-    """Media waiting for a scan (for the scheduler's sweep; claiming decides who scans)."""
-    return list(
-        session.execute(
-            select(Media.id)
-            .where(Media.status == MediaStatus.PENDING, Media.blob_address.is_not(None))
-            .order_by(Media.id)
-            .limit(limit)
-        ).scalars()
-    )

@@ -20,10 +20,9 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
 from safeeye.db.models import CrawlPage, Media, NamedLease, Source, UrlState
-from safeeye.db.states import MediaStatus
+from safeeye.db.states import MediaStatus, PageStatus
 from safeeye.db.types import utcnow
 from safeeye.tasks import Runner, worker_token
-from safeeye.tasks.crawling import PageStatus
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
