@@ -40,8 +40,9 @@ from sqlalchemy.orm import Session
 
 from safeeye.app import SafeEye
 from safeeye.db.models import Source, UrlState, Visit
+from safeeye.db.states import VisitStatus, allowed
 from safeeye.db.types import UTCDateTime, utcnow
-from safeeye.errors import SafeEyeError, error_text
+from safeeye.errors import ConflictError, SafeEyeError, error_text
 from safeeye.ingest.fetcher import Fetcher, FetchResult
 from safeeye.ingest.lease import (
     HEARTBEAT_SECONDS,
@@ -107,7 +108,7 @@ class VisitReport:
     kind: str
     locator: str
     visit_id: int
-    status: str = "running"
+    status: str = VisitStatus.RUNNING
     pages: int = 0
     media_found: int = 0
     media_new: int = 0
@@ -202,7 +203,7 @@ class Monitor:
                     Source.lease_until,
                 )
                 .join(Source, Source.id == Visit.source_id)
-                .where(Visit.status == "running")
+                .where(Visit.status == VisitStatus.RUNNING)
                 .order_by(Visit.id)
             ).all()
             for visit_id, source_id, owner, started_at, lease_owner, lease_until in running:
@@ -308,12 +309,14 @@ class Monitor:
             now = utcnow()
             stale = session.execute(
                 select(Visit.id, Visit.started_at).where(
-                    Visit.source_id == source_id, Visit.status == "running"
+                    Visit.source_id == source_id, Visit.status == VisitStatus.RUNNING
                 )
             ).all()
             for visit_id, started_at in stale:
                 _interrupt(session, visit_id, source_id, started_at, now, holder=lease.token)
-            visit = Visit(source_id=source_id, started_at=now, status="running", owner=lease.token)
+            visit = Visit(
+                source_id=source_id, started_at=now, status=VisitStatus.RUNNING, owner=lease.token
+            )
             session.add(visit)
             session.flush()
             source = session.get(Source, source_id)
@@ -336,13 +339,13 @@ class Monitor:
         try:
             report.status = self._discover(ctx, source, visit, report, lease, started)
         except LeaseLost as exc:
-            report.status, report.errors = "lost", [*report.errors, exc.as_text()]
+            report.status, report.errors = VisitStatus.LOST, [*report.errors, exc.as_text()]
         except SafeEyeError as exc:
-            report.status, report.errors = "failed", [*report.errors, exc.as_text()]
+            report.status, report.errors = VisitStatus.FAILED, [*report.errors, exc.as_text()]
         except _DATABASE_AWAY:
             raise
         except Exception as exc:  # a bug must not stop the monitor or leave the visit running
-            report.status = "failed"
+            report.status = VisitStatus.FAILED
             report.errors = [*report.errors, error_text(exc, f"visit {visit.id}")]
         finally:
             lease.stop()
@@ -350,11 +353,11 @@ class Monitor:
         report.failures += len(ctx.page_failures)
         report.errors.extend(ctx.page_failures[: MAX_REPORTED_ERRORS - len(report.errors)])
         report.seconds = round(time.monotonic() - started, 3)
-        if report.status != "lost":
+        if report.status != VisitStatus.LOST:
             try:
                 self._finish(source, visit, report, lease)
             except LeaseLost as exc:
-                report.status, report.errors = "lost", [*report.errors, exc.as_text()]
+                report.status, report.errors = VisitStatus.LOST, [*report.errors, exc.as_text()]
         return report
 
     def _discover(
@@ -379,11 +382,11 @@ class Monitor:
                 if lease.lost.is_set():
                     raise LeaseLost("another monitor took this source over; this visit stopped")
                 if handled and time.monotonic() - started >= self.budget_seconds:
-                    return "incomplete"
+                    return VisitStatus.INCOMPLETE
                 fresh = [c for c in batch if c.location not in seen]
                 seen.update(c.location for c in fresh)
                 handled += self._process(fresh, source, visit, report, lease)
-        return "done"
+        return VisitStatus.DONE
 
     def _crawl(
         self,
@@ -406,7 +409,7 @@ class Monitor:
         for page_id in crawl.page_ids:
             self.runner.submit("fetch_page", page_id)
         if not self.drains:
-            return "done"
+            return VisitStatus.DONE
         runner = cast(InProcessRunner, self.runner)
         batches = itertools.count()
 
@@ -432,13 +435,19 @@ class Monitor:
                 fetched = _fetch_outcome(results, state_id, candidate)
                 self._count(report, candidate, fetched, results)
         with self.app.db.session(read_only=True) as session:
-            return "done" if crawl_finished(session, crawl.crawl_id) else "incomplete"
+            return (
+                VisitStatus.DONE
+                if crawl_finished(session, crawl.crawl_id)
+                else VisitStatus.INCOMPLETE
+            )
 
     def _finish(self, source: Source, visit: Visit, report: VisitReport, lease: Lease) -> None:
         """Record the visit and give the source back, only while this visit holds its lease."""
         now = utcnow()
+        if not allowed(VisitStatus.RUNNING, VisitStatus(report.status)):
+            raise ConflictError(f"a visit cannot end as {report.status}", code="state")
         error = "; ".join(report.errors[:3])[:2000] if report.errors else None
-        if report.status == "incomplete":
+        if report.status == VisitStatus.INCOMPLETE:
             next_due, resume = now, source.resume_since or visit.started_at
         else:
             interval = source.interval_seconds
@@ -724,8 +733,8 @@ def _interrupt(
     is the caller's own lease, if any), the source is due now and resumes where it stopped."""
     ended = session.execute(
         update(Visit)
-        .where(Visit.id == visit_id, Visit.status == "running")
-        .values(status="interrupted", finished_at=now, error=INTERRUPTED)
+        .where(Visit.id == visit_id, Visit.status == VisitStatus.RUNNING)
+        .values(status=VisitStatus.INTERRUPTED, finished_at=now, error=INTERRUPTED)
         .execution_options(synchronize_session=False)
     )
     if ended.rowcount != 1:
