@@ -71,6 +71,35 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="The Celery broker `safeeye worker` uses: redis:// or amqp:// (RabbitMQ).",
     )
+    # Takedown: who asks (every notice names the organisation, its authority and a contact),
+    # and how notices reach recipients (each connector reads its own settings here).
+    org_name: str = Field(default="Digital Sexual Crime Safety Support Center")
+    org_address: str = Field(default="")
+    org_email: str = Field(default="takedown@localhost")
+    org_phone: str = Field(default="")
+    org_authority: str = Field(
+        default="a support organisation designated under the Telecommunications Business Act "
+        "art. 22-5 (Enforcement Decree art. 30-5), acting for the victim with her consent",
+        description="By what right the organisation asks (quoted in every notice).",
+    )
+    org_signatory: str = Field(default="Deletion-support officer")
+    connector_ca_bundle: Path | None = Field(
+        default=None, description="CA certificates connectors trust (default: the system's)."
+    )
+    smtp_host: str = Field(default="127.0.0.1")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str = Field(default="")
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_starttls: bool = Field(default=False)
+    auto_send_reuploads: bool = Field(
+        default=False,
+        description="Send notices about re-uploads of already-confirmed media without waiting "
+        "for an officer's approval.",
+    )
+    resend_hours: float = Field(default=24.0, gt=0, description="Re-send an unanswered notice.")
+    recheck_hours: float = Field(
+        default=6.0, gt=0, description="How often a sent notice's URL is fetched again."
+    )
     queue: str = Field(
         default="safeeye", description="The broker queue the workers take tasks from."
     )

@@ -23,13 +23,16 @@ from safeeye.cases.sealing import (
 )
 from safeeye.crypto import seal
 from safeeye.db.models import (
+    AllowedPlace,
     Case,
     Match,
     Media,
+    Notice,
     Reference,
     ReferenceFace,
     ReferenceFeatures,
     ReferenceHash,
+    Review,
     Sighting,
     UrlState,
 )
@@ -371,7 +374,8 @@ def purge_case(work: Work, code: str) -> PurgeReport:
         session.delete(media)
     for ref in refs:
         session.delete(ref)
-    session.execute(delete(Match).where(Match.case_id == case.id))
+    for model in (Notice, Review, AllowedPlace, Match):  # what links the case to content
+        session.execute(delete(model).where(model.case_id == case.id))
     case.wrapped_key = case.consent_sealed = None
     case.code = f"purged-{case.id}"
     move(case, CaseStatus.PURGED)

@@ -483,3 +483,196 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(Integer, default=0)
     mac: Mapped[str] = mapped_column(String(64))
+
+
+# -- review and takedown ---------------------------------------------------------------------
+
+
+class Review(Base):
+    """A person's decision on a match: confirmed, rejected (with a reason), escalated, or
+    reopened. The match's status follows the latest decision; the note is sealed."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # states.MatchStatus
+    reason: Mapped[str | None] = mapped_column(String(32))  # review.decisions.RejectReason
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AllowedPlace(Base):
+    """The victim's own account or URL (sealed): what is seen only there is never reported."""
+
+    __tablename__ = "case_allowlist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # url (a prefix) | host | account
+    pattern_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Recipient(Base):
+    """Who receives deletion requests: the regulator's hotline, a platform, a hosting network,
+    a registrar, a hash-sharing program. ``covers`` names the domains and networks it answers
+    for; ``escalates_to`` is the next step of the ladder when it does not act in time."""
+
+    __tablename__ = "recipients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))  # takedown.recipients.RecipientKind
+    jurisdiction: Mapped[str | None] = mapped_column(String(8))  # KR, US, EU, NL, ...
+    connector: Mapped[str] = mapped_column(String(16))  # api | email | stopncii | export
+    address: Mapped[str | None] = mapped_column(Text)  # an https:// endpoint or an e-mail
+    languages: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    deadline_hours: Mapped[float] = mapped_column(Float, default=24.0)
+    covers: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    legal_routes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    requires: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    escalates_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipients.id", ondelete="SET NULL")
+    )
+    origin: Mapped[str] = mapped_column(String(16), default="admin")  # default | admin | rdap
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class RdapAnswer(Base):
+    """A cached RDAP answer (an IP network's or a domain's registration data)."""
+
+    __tablename__ = "rdap_cache"
+
+    query: Mapped[str] = mapped_column(String(255), primary_key=True)  # "ip:..." | "domain:..."
+    answer: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EvidencePackage(Base):
+    """The signed evidence of one sighting: a manifest (URL, page, final URL, time, HTTP facts,
+    server address, hashes) signed with Ed25519, the page as a WARC record and a blurred
+    screenshot, each a blob."""
+
+    __tablename__ = "evidence_packages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(
+        ForeignKey("sightings.id", ondelete="CASCADE"), index=True
+    )
+    manifest_address: Mapped[str] = mapped_column(String(64))
+    warc_address: Mapped[str | None] = mapped_column(String(64))
+    screenshot_address: Mapped[str | None] = mapped_column(String(64))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)  # base64 Ed25519 over the manifest bytes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Notice(TaskRow, Base):
+    """One deletion request for one sighting to one recipient. What it says is sealed under the
+    case key; ``idempotency_key`` travels with every send of it, so a recipient (and the
+    outbox) can tell a repeat from a new request."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(
+        ForeignKey("sightings.id", ondelete="CASCADE"), index=True
+    )
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL"), index=True
+    )
+    cites_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id", ondelete="SET NULL"))
+    escalated_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notices.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # states.NoticeStatus
+    language: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(24))  # illegally_filmed | synthetic | minor
+    content_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    automatic: Mapped[bool] = mapped_column(default=False)  # sent without a person (re-upload)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("sighting_id", "recipient_id"),)
+
+
+class Batch(TaskRow, Base):
+    """Notices sent together to one recipient through one connector."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
+    connector: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # states.BatchStatus
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxItem(TaskRow, Base):
+    """One send (a batch's request, or one notice's e-mail) waiting to go out, with the key
+    that makes sending it again harmless; the outbox is how nothing is lost or sent twice."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # states.OutboxStatus
+    notice_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Recheck(Base):
+    """A later fetch of a notice's URL: is the content still there?"""
+
+    __tablename__ = "rechecks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"), index=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    result: Mapped[str] = mapped_column(String(16))  # present | removed | changed | unreachable
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class RecipientAnswer(Base):
+    """What a recipient said about a notice: acknowledged, removed, refused (with a reason)."""
+
+    __tablename__ = "recipient_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # acknowledged | removed | refused | other
+    reason: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str] = mapped_column(String(16))  # api | email | manual
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

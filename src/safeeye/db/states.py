@@ -49,6 +49,34 @@ class MatchStatus(StrEnum):
     ESCALATED = "escalated"
 
 
+class NoticeStatus(StrEnum):
+    """A deletion request from its draft to the content's verified removal."""
+
+    DRAFT = "draft"  # written, waiting for an officer's approval
+    APPROVED = "approved"  # approved, waiting in a batch to be sent
+    SENT = "sent"  # the recipient has it; its deadline runs
+    ACKNOWLEDGED = "acknowledged"  # the recipient said it is on it
+    REMOVED = "removed"  # a recheck found the content gone (verified)
+    REFUSED = "refused"  # the recipient said no (the ladder goes on)
+    ESCALATED = "escalated"  # past its deadline: the next recipient of the ladder has it
+    CANCELLED = "cancelled"  # withdrawn by a person (a wrong confirmation, consent withdrawn)
+    FAILED = "failed"  # could not be sent after every try
+
+
+class BatchStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SENT = "sent"
+    PARTIAL = "partial"  # some of its notices were refused by the recipient's system
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class CaseStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -82,6 +110,40 @@ ALLOWED: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         # A decision can be taken back by a person (audited like the first one).
         MatchStatus.CONFIRMED: frozenset({MatchStatus.PENDING, MatchStatus.REJECTED}),
         MatchStatus.REJECTED: frozenset({MatchStatus.PENDING, MatchStatus.CONFIRMED}),
+    },
+    NoticeStatus: {
+        NoticeStatus.DRAFT: frozenset(
+            {NoticeStatus.APPROVED, NoticeStatus.CANCELLED, NoticeStatus.FAILED}
+        ),
+        NoticeStatus.APPROVED: frozenset(
+            {NoticeStatus.SENT, NoticeStatus.CANCELLED, NoticeStatus.FAILED}
+        ),
+        NoticeStatus.SENT: frozenset(
+            {
+                NoticeStatus.ACKNOWLEDGED,
+                NoticeStatus.REMOVED,
+                NoticeStatus.REFUSED,
+                NoticeStatus.ESCALATED,
+                NoticeStatus.CANCELLED,
+            }
+        ),
+        NoticeStatus.ACKNOWLEDGED: frozenset(
+            {NoticeStatus.REMOVED, NoticeStatus.REFUSED, NoticeStatus.ESCALATED}
+        ),
+        NoticeStatus.REFUSED: frozenset({NoticeStatus.REMOVED, NoticeStatus.ESCALATED}),
+        NoticeStatus.ESCALATED: frozenset({NoticeStatus.REMOVED}),
+        NoticeStatus.FAILED: frozenset({NoticeStatus.APPROVED, NoticeStatus.CANCELLED}),
+    },
+    BatchStatus: {
+        BatchStatus.DRAFT: frozenset({BatchStatus.APPROVED, BatchStatus.FAILED}),
+        BatchStatus.APPROVED: frozenset(
+            {BatchStatus.SENT, BatchStatus.PARTIAL, BatchStatus.FAILED}
+        ),
+        BatchStatus.FAILED: frozenset({BatchStatus.APPROVED}),
+    },
+    OutboxStatus: {
+        OutboxStatus.PENDING: frozenset({OutboxStatus.SENT, OutboxStatus.FAILED}),
+        OutboxStatus.FAILED: frozenset({OutboxStatus.PENDING}),
     },
     CaseStatus: {
         CaseStatus.OPEN: frozenset({CaseStatus.CLOSED, CaseStatus.PURGED}),
