@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from safeeye.commands.common import JsonOpt, console, plain, visible
+from safeeye.commands.common import actor as _actor
+from safeeye.commands.common import app_for as _app
+from safeeye.commands.common import call as _call
+from safeeye.commands.common import emit as _emit
+from safeeye.commands.common import fail as _fail
+from safeeye.commands.common import say as _say
+from safeeye.commands.common import state as _state
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
 
@@ -33,11 +39,6 @@ matches_app = typer.Typer(no_args_is_help=True, help="Matches: found media linke
 app.add_typer(matches_app, name="matches")
 sightings_app = typer.Typer(no_args_is_help=True, help="Sightings: where media were seen.")
 app.add_typer(sightings_app, name="sightings")
-
-console = Console(stderr=True)
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-_state: dict[str, Any] = {}
 
 
 @app.callback()
@@ -59,70 +60,6 @@ def main(
     # The key now lives in the settings object only: worker processes and anything else this
     # process starts do not inherit it.
     os.environ.pop("SAFEEYE_MASTER_KEY", None)
-
-
-def _app() -> Any:
-    """The service, set up on first use (the embedded defaults need no separate step)."""
-    from safeeye.app import SafeEye
-
-    if "app" not in _state:
-        safe = SafeEye(_state.get("settings") or Settings.load())
-        try:
-            _state["init"] = safe.init()
-        except SafeEyeError as exc:
-            _fail(exc, False)
-        _state["app"] = safe
-    return _state["app"]
-
-
-def _actor() -> Any:
-    from safeeye.app import console_actor
-
-    return console_actor(_app().settings)
-
-
-def _call(
-    as_json: bool, service: Callable[..., T], *args: Any, read_only: bool = False, **kwargs: Any
-) -> T:
-    """Run a domain service in one unit of work as the console's actor; a typed error is
-    printed and ends the command (exit 2)."""
-    try:
-        with _app().work(_actor(), read_only=read_only) as work:
-            return service(work, *args, **kwargs)
-    except SafeEyeError as exc:
-        _fail(exc, as_json)
-
-
-def visible(value: object) -> str:
-    """Text from outside with its control characters (newlines, terminal codes) spelled out."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value)
-    )
-
-
-def plain(value: object) -> Text:
-    """Text from outside (a URL, an error, a file name, a server's words) as Rich prints it
-    literally: never read as markup or emoji codes, no control characters."""
-    return Text(visible(value))
-
-
-def _say(*parts: str | tuple[str, str]) -> None:
-    """Print a line on stderr: ``str`` parts literally (``plain``), ``(text, style)`` styled."""
-    console.print(
-        Text.assemble(*(plain(part) if isinstance(part, str) else part for part in parts))
-    )
-
-
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _fail(exc: SafeEyeError, as_json: bool) -> NoReturn:
-    if as_json:
-        _emit({"error": exc.as_text()})
-    else:
-        _say(("error", "red"), " ", exc.as_text())
-    raise typer.Exit(2)
 
 
 @app.command("init")

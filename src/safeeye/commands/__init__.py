@@ -1,0 +1,1 @@
+"""The command-line edges, one module per group of commands (``cli.py`` assembles them)."""
