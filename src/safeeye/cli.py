@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from safeeye.commands import review as review_commands
 from safeeye.commands.common import JsonOpt, console, plain, visible
 from safeeye.commands.common import actor as _actor
 from safeeye.commands.common import app_for as _app
@@ -21,6 +22,7 @@ from safeeye.commands.common import emit as _emit
 from safeeye.commands.common import fail as _fail
 from safeeye.commands.common import say as _say
 from safeeye.commands.common import state as _state
+from safeeye.commands.review import review_app
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
 
@@ -39,6 +41,10 @@ matches_app = typer.Typer(no_args_is_help=True, help="Matches: found media linke
 app.add_typer(matches_app, name="matches")
 sightings_app = typer.Typer(no_args_is_help=True, help="Sightings: where media were seen.")
 app.add_typer(sightings_app, name="sightings")
+app.add_typer(review_app, name="review")
+case_app.command("allow")(review_commands.allow)
+case_app.command("allowlist")(review_commands.allowlist)
+case_app.command("disallow")(review_commands.disallow)
 
 
 @app.callback()

@@ -51,10 +51,16 @@ def threshold_of(settings: Settings, kind: str) -> float | None:
 
 
 def list_matches(
-    work: Work, *, case: str | None = None, limit: int = DEFAULT_LIMIT, before: int | None = None
+    work: Work,
+    *,
+    case: str | None = None,
+    status: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    before: int | None = None,
 ) -> list[MatchSummary]:
-    """Matches of every case (or of ``case``, by code), newest first, at most ``limit``; the
-    next page is ``before`` the last ``match_id`` of this one. Purged cases have none."""
+    """Matches of every case (or of ``case``, by code; with ``status`` only those), newest
+    first, at most ``limit``; the next page is ``before`` the last ``match_id`` of this one.
+    Purged cases have none."""
     work.require(Role.REVIEWER, Role.COUNSELOR, Role.AUDITOR, action="list matches")
     session = work.session
     query = (
@@ -65,6 +71,8 @@ def list_matches(
     )
     if case is not None:
         query = query.where(Match.case_id == get_case(session, case).id)
+    if status is not None:
+        query = query.where(Match.status == status)
     rows = session.execute(newest_first(query, Match.id, limit, before)).all()
     media_ids = {media.id for _, _, media in rows}
     seen = _seen(session, media_ids)
