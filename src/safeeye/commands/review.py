@@ -11,6 +11,7 @@ from rich.table import Table
 
 from safeeye.commands.common import JsonOpt, call, emit, plain, say
 from safeeye.review.decisions import PlaceKind, RejectReason
+from safeeye.takedown.model import Category
 
 review_app = typer.Typer(
     no_args_is_help=True, help="Review: confirm, reject or escalate what the scanner matched."
@@ -60,11 +61,18 @@ def _print(decisions: list, as_json: bool) -> None:  # type: ignore[type-arg]
 
 
 @review_app.command("confirm")
-def review_confirm(match_ids: MatchIds, note: Note = None, as_json: JsonOpt = False) -> None:
+def review_confirm(
+    match_ids: MatchIds,
+    note: Note = None,
+    category: Annotated[
+        Category, typer.Option(help="illegally_filmed, synthetic (a deepfake), or minor.")
+    ] = Category.ILLEGALLY_FILMED,
+    as_json: JsonOpt = False,
+) -> None:
     """These matches show the victim: they may become deletion requests."""
     from safeeye.review.decisions import confirm
 
-    _print(call(as_json, confirm, match_ids, note), as_json)
+    _print(call(as_json, confirm, match_ids, note, category), as_json)
 
 
 @review_app.command("reject")

@@ -499,6 +499,7 @@ class Review(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     decision: Mapped[str] = mapped_column(String(16))  # states.MatchStatus
     reason: Mapped[str | None] = mapped_column(String(32))  # review.decisions.RejectReason
+    category: Mapped[str | None] = mapped_column(String(24))  # takedown.model.Category
     note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,6 +23,7 @@ from safeeye.db.states import CaseStatus, MatchStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, NotFoundError, ValidationError
 from safeeye.ingest.urls import normalize_url
+from safeeye.takedown.model import Category
 from safeeye.work import Role, Work
 
 
@@ -63,9 +64,20 @@ class AllowedPlaceSummary:
     pattern: str
 
 
-def confirm(work: Work, match_ids: list[int], note: str | None = None) -> list[Decision]:
-    """The matches show the victim: they may become deletion requests."""
-    return _decide(work, match_ids, MatchStatus.CONFIRMED, None, note)
+def confirm(
+    work: Work,
+    match_ids: list[int],
+    note: str | None = None,
+    category: Category | str = Category.ILLEGALLY_FILMED,
+) -> list[Decision]:
+    """The matches show the victim: they may become deletion requests, in ``category`` (what
+    the notices will call the content: illegally filmed, a synthetic image of her, a minor)."""
+    try:
+        kind = Category(category)
+    except ValueError as exc:
+        choices = ", ".join(c.value for c in Category)
+        raise ValidationError(f"the category is one of {choices}") from exc
+    return _decide(work, match_ids, MatchStatus.CONFIRMED, None, note, kind)
 
 
 def reject(
@@ -98,6 +110,7 @@ def _decide(
     decision: MatchStatus,
     reason: RejectReason | None,
     note: str | None,
+    category: Category | None = None,
 ) -> list[Decision]:
     work.require(Role.REVIEWER, action="decide on matches")
     if not match_ids:
@@ -119,6 +132,7 @@ def _decide(
             case_id=case.id,
             decision=decision.value,
             reason=reason.value if reason else None,
+            category=category.value if category else None,
             actor=work.actor.name,
             at=now,
         )
@@ -130,7 +144,7 @@ def _decide(
             f"match.{decision.value}" if decision is not MatchStatus.PENDING else "match.reopened",
             "match",
             match.id,
-            {"reason": review.reason, "review": review.id},
+            {"reason": review.reason, "category": review.category, "review": review.id},
             case=(case.id, key),
             private={"case": case.code},
         )
