@@ -86,11 +86,40 @@ class Settings(BaseSettings):
     connector_ca_bundle: Path | None = Field(
         default=None, description="CA certificates connectors trust (default: the system's)."
     )
+    rdap_bootstrap_url: str = Field(
+        default="https://data.iana.org/rdap/",
+        description="Where the IANA RDAP bootstrap files (dns.json, ipv4.json, ...) are read to "
+        "find abuse contacts; RDAP servers on private addresses need SAFEEYE_FETCH_ALLOWLIST.",
+    )
     smtp_host: str = Field(default="127.0.0.1")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str = Field(default="")
     smtp_password: SecretStr | None = Field(default=None)
     smtp_starttls: bool = Field(default=False)
+    api_max_items: int = Field(
+        default=5000, ge=1, description="Most notices in one request of the HTTPS batch API."
+    )
+    stopncii_subscription_key: SecretStr | None = Field(
+        default=None, description="StopNCII's API subscription key (Ocp-Apim-Subscription-Key)."
+    )
+    stopncii_submit_key: SecretStr | None = Field(
+        default=None, description="StopNCII's function key for SubmitHashes."
+    )
+    export_dir: Path | None = Field(
+        default=None,
+        description="Where the export connector writes sheets and PDF reports (private). "
+        "Default: DATA_DIR/exports.",
+    )
+    pdf_font_file: Path | None = Field(
+        default=None,
+        description="An OpenType font with Korean glyphs for PDF reports (.ttc/.otf/.ttf). "
+        "Default: Noto Sans CJK from Debian's fonts-noto-cjk, found under /usr/share/fonts.",
+    )
+    evidence_screenshots: bool = Field(
+        default=True,
+        description="Evidence packages include a blurred screenshot of the page (headless "
+        "Chromium through the fetcher's SSRF guard).",
+    )
     auto_send_reuploads: bool = Field(
         default=False,
         description="Send notices about re-uploads of already-confirmed media without waiting "

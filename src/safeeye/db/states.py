@@ -118,8 +118,10 @@ ALLOWED: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         NoticeStatus.APPROVED: frozenset(
             {NoticeStatus.SENT, NoticeStatus.CANCELLED, NoticeStatus.FAILED}
         ),
+        # A reminder goes out again (approved anew, the deadline kept from the first sending).
         NoticeStatus.SENT: frozenset(
             {
+                NoticeStatus.APPROVED,
                 NoticeStatus.ACKNOWLEDGED,
                 NoticeStatus.REMOVED,
                 NoticeStatus.REFUSED,
@@ -128,7 +130,12 @@ ALLOWED: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
             }
         ),
         NoticeStatus.ACKNOWLEDGED: frozenset(
-            {NoticeStatus.REMOVED, NoticeStatus.REFUSED, NoticeStatus.ESCALATED}
+            {
+                NoticeStatus.APPROVED,
+                NoticeStatus.REMOVED,
+                NoticeStatus.REFUSED,
+                NoticeStatus.ESCALATED,
+            }
         ),
         NoticeStatus.REFUSED: frozenset({NoticeStatus.REMOVED, NoticeStatus.ESCALATED}),
         NoticeStatus.ESCALATED: frozenset({NoticeStatus.REMOVED}),

@@ -157,6 +157,8 @@ class TaskContext:
 
 #: The modules that define tasks (imported by name: they import this registry).
 TASK_MODULES = (
+    "safeeye.takedown.dispatch",
+    "safeeye.takedown.follow_up",
     "safeeye.tasks.pipeline",
     "safeeye.tasks.discovery",
     "safeeye.tasks.crawling",
