@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from safeeye.commands import notices as notices_commands
 from safeeye.commands import review as review_commands
 from safeeye.commands.common import JsonOpt, console, plain, visible
 from safeeye.commands.common import actor as _actor
@@ -22,6 +23,7 @@ from safeeye.commands.common import emit as _emit
 from safeeye.commands.common import fail as _fail
 from safeeye.commands.common import say as _say
 from safeeye.commands.common import state as _state
+from safeeye.commands.notices import notices_app, report_app
 from safeeye.commands.review import review_app
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
@@ -42,6 +44,9 @@ app.add_typer(matches_app, name="matches")
 sightings_app = typer.Typer(no_args_is_help=True, help="Sightings: where media were seen.")
 app.add_typer(sightings_app, name="sightings")
 app.add_typer(review_app, name="review")
+app.add_typer(notices_app, name="notices")
+app.add_typer(report_app, name="report")
+app.command("recheck")(notices_commands.recheck)
 case_app.command("allow")(review_commands.allow)
 case_app.command("allowlist")(review_commands.allowlist)
 case_app.command("disallow")(review_commands.disallow)
