@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from safeeye.db.models import CrawlPage, Media, NamedLease, Source, UrlState
-from safeeye.db.states import MediaStatus, PageStatus
+from safeeye.db.models import Batch, CrawlPage, Media, NamedLease, Notice, Source, TaskRow, UrlState
+from safeeye.db.states import BatchStatus, MediaStatus, PageStatus
 from safeeye.db.types import utcnow
 from safeeye.tasks import Runner, worker_token
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NAME = "scheduler"
 SWEEP_LIMIT = 500
+#: Tasks whose rows carry no queue mark: the scheduler remembers what it handed over.
+REMEMBERED = frozenset({"visit_source", "compose_notices"})
 
 
 class Scheduler:
@@ -49,8 +52,8 @@ class Scheduler:
         #: How soon another process takes over when this one stops (or dies).
         self.lease = lease or timedelta(seconds=min(30.0, app.settings.task_lease_seconds))
         self.owner = worker_token()
-        #: Due sources handed over lately -> when (not handed over again at every tick).
-        self._submitted: dict[int, float] = {}
+        #: (task, row) handed over lately -> when, for the tasks in ``REMEMBERED``.
+        self._submitted: dict[tuple[str, int], float] = {}
         #: A row queued this long ago and still untouched was lost (or waits behind a long
         #: queue: then a second message costs one refused claim).
         self._grace = 4 * app.settings.task_lease_seconds
@@ -142,8 +145,15 @@ class Scheduler:
                     .limit(SWEEP_LIMIT)
                 ).scalars()
             )
+            due.update(self._takedown(session, now, lost))
         with self.app.db.session() as session:  # handed to the queue again now
-            swept = ((Media, "scan_media"), (UrlState, "fetch_media"), (CrawlPage, "fetch_page"))
+            swept = (
+                (Media, "scan_media"),
+                (UrlState, "fetch_media"),
+                (CrawlPage, "fetch_page"),
+                (Batch, "dispatch_batch"),
+                (Notice, "recheck_notice"),
+            )
             for model, task in swept:
                 if due[task]:
                     session.execute(
@@ -154,25 +164,54 @@ class Scheduler:
                     )
         return {task: self._submit(task, ids) for task, ids in due.items() if ids}
 
+    def _takedown(self, session: Session, now: datetime, lost: datetime) -> dict[str, list[int]]:
+        """Takedown work that is due: confirmed matches still needing notices (new ones and
+        re-uploads), approved batches not sent, sent notices to check again."""
+        from safeeye.takedown.follow_up import OPEN, unreported_matches
+
+        return {
+            "compose_notices": unreported_matches(session, SWEEP_LIMIT),
+            "dispatch_batch": list(
+                session.execute(
+                    select(Batch.id)
+                    .where(Batch.status == BatchStatus.APPROVED, _stranded(Batch, now, lost))
+                    .limit(SWEEP_LIMIT)
+                ).scalars()
+            ),
+            "recheck_notice": list(
+                session.execute(
+                    select(Notice.id)
+                    .where(
+                        Notice.status.in_(OPEN),
+                        Notice.next_check_at <= now,
+                        _stranded(Notice, now, lost),
+                    )
+                    .order_by(Notice.next_check_at)
+                    .limit(SWEEP_LIMIT)
+                ).scalars()
+            ),
+        }
+
     def _submit(self, task: str, ids: list[int]) -> int:
-        """Hand ``ids`` to the runner. A due source is handed over again only after a while
-        (its visit may wait behind other tasks); the rows were marked queued in the database."""
-        if task != "visit_source":
+        """Hand ``ids`` to the runner. A due source (or a match to compose notices for) is
+        handed over again only after a while (its task may wait behind others); the other
+        rows were marked queued in the database."""
+        if task not in REMEMBERED:
             for row_id in ids:
                 self.runner.submit(task, row_id)
             return len(ids)
         clock = time.monotonic()
-        due = set(ids)
+        due = {(task, row_id) for row_id in ids}
         self._submitted = {
-            source: t
-            for source, t in self._submitted.items()
-            if source in due and clock - t < self._grace
+            key: t
+            for key, t in self._submitted.items()
+            if (key[0] != task or key in due) and clock - t < self._grace
         }
         count = 0
-        for source_id in ids:
-            if source_id not in self._submitted:
-                self.runner.submit(task, source_id)
-                self._submitted[source_id] = clock
+        for row_id in ids:
+            if (task, row_id) not in self._submitted:
+                self.runner.submit(task, row_id)
+                self._submitted[(task, row_id)] = clock
                 count += 1
         return count
 
@@ -191,9 +230,7 @@ class Scheduler:
         self.release()
 
 
-def _stranded(
-    model: type[Media] | type[UrlState] | type[CrawlPage], now: datetime, lost: datetime
-) -> Any:
+def _stranded(model: type[TaskRow], now: datetime, lost: datetime) -> Any:
     """Rows nobody holds, due, and handed to the queue long enough ago that the message was
     probably lost (its worker died, the broker forgot it)."""
     return and_(
