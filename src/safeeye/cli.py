@@ -23,6 +23,7 @@ from safeeye.commands.common import emit as _emit
 from safeeye.commands.common import fail as _fail
 from safeeye.commands.common import say as _say
 from safeeye.commands.common import state as _state
+from safeeye.commands.evidence import evidence_app
 from safeeye.commands.notices import notices_app, report_app
 from safeeye.commands.review import review_app
 from safeeye.config import Settings
@@ -44,6 +45,7 @@ app.add_typer(matches_app, name="matches")
 sightings_app = typer.Typer(no_args_is_help=True, help="Sightings: where media were seen.")
 app.add_typer(sightings_app, name="sightings")
 app.add_typer(review_app, name="review")
+app.add_typer(evidence_app, name="evidence")
 app.add_typer(notices_app, name="notices")
 app.add_typer(report_app, name="report")
 app.command("recheck")(notices_commands.recheck)

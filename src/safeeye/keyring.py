@@ -36,6 +36,7 @@ SERVICE_KEYS: Mapping[str, str] = {
     "blob-address": "the file names of blobs",
     "audit-head": "the MAC of the audit log's head",
     "audit-signing": "the Ed25519 key that signs audit checkpoints",
+    "evidence-signing": "the Ed25519 key that signs evidence packages",
 }
 
 
