@@ -25,6 +25,7 @@ from safeeye.commands.common import say as _say
 from safeeye.commands.common import state as _state
 from safeeye.commands.evidence import evidence_app
 from safeeye.commands.notices import notices_app, report_app
+from safeeye.commands.recipients import recipients_app
 from safeeye.commands.review import review_app
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
@@ -47,6 +48,7 @@ app.add_typer(sightings_app, name="sightings")
 app.add_typer(review_app, name="review")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(notices_app, name="notices")
+app.add_typer(recipients_app, name="recipients")
 app.add_typer(report_app, name="report")
 app.command("recheck")(notices_commands.recheck)
 case_app.command("allow")(review_commands.allow)
