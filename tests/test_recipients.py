@@ -356,6 +356,10 @@ def test_a_private_server_address_is_not_looked_up(app: SafeEye, rdap: Rdap) -> 
     assert _keys(ladder) == [REGISTRAR, "kcsc"]
     assert ladder.gaps[0].startswith("hosting: rdap_private")
     assert f"/rdap/arin/ip/{HOST_IP}" not in rdap.asked()
+    # a URL naming its server by address needs no separate one, and has no registrar
+    ladder = act(app, find_recipients, f"http://{HOST_IP}:8080/a.jpg")
+    assert _keys(ladder) == [HOSTING, "kcsc"]
+    assert ladder.gaps == ("registrar: no domain name",)
 
 
 def test_a_sighting_uses_its_urls_and_server_address(app: SafeEye) -> None:

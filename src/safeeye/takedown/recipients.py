@@ -509,6 +509,7 @@ def _hosting_and_registrar(
 ) -> list[Recipient]:
     found: list[Recipient] = []
     session = work.session
+    server_ip = server_ip or next((h for h in hosts if _is_ip(h)), None)  # http://IP/... URLs
     if server_ip:
         owner = _network_owner(directory, server_ip)
         if owner is not None:
