@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from warcio.archiveiterator import ArchiveIterator
 
 from conftest import FACES, TESTER, act, make_app, make_settings
-from hostile_server import HostileServer
+from hostile_server import HostileServer, redirect, trickle
 from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.db.models import AuditEvent, Page, Sighting
@@ -93,10 +93,11 @@ def _page(blocked: HostileServer, site: HostileServer) -> bytes:
 
 
 def _script(site: HostileServer) -> bytes:
-    """Runs in the page: draws a picture it asks for itself, tries a websocket and a POST."""
+    """Runs in the page: draws a picture it asks for itself (through a redirect), tries a
+    websocket and a POST."""
     return (
         "document.getElementById('title').textContent = 'the script ran';"
-        "var late = new Image(); late.src = '/img/late.png'; document.body.appendChild(late);"
+        "var late = new Image(); late.src = '/img/go'; document.body.appendChild(late);"
         f"try {{ new WebSocket('ws://127.0.0.1:{site.port}/socket'); }} catch (e) {{}}"
         "fetch('/collect', {method: 'POST', body: 'x'}).catch(function () {});"
     ).encode()
@@ -112,6 +113,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory, detectors: Detectors) -> I
         site.add("/gallery/one.html", html, content_type="text/html; charset=utf-8")
         site.add("/img/face.jpg", FACE.read_bytes(), content_type="image/jpeg")
         site.add("/img/late.png", LATE, content_type="image/png")
+        site.route("/img/go", redirect("/img/late.png"))
         site.add("/js/app.js", _script(site), content_type="application/javascript")
         settings = make_settings(
             tmp_path_factory.mktemp("evidence") / "data",
@@ -250,7 +252,9 @@ def test_the_screenshot_is_blurred_and_every_request_it_made_went_through_the_gu
     before = len(site.requests())
     summary = act(scanned.app, build_package, scanned.sighting_id, new=True)
     made = site.requests()[before:]
-    assert {r.path for r in made} >= {"/img/face.jpg", "/js/app.js", "/img/late.png"}
+    paths = [r.path for r in made]
+    assert {"/img/face.jpg", "/js/app.js"} <= set(paths)
+    assert paths.count("/img/go") == paths.count("/img/late.png") == 1  # each hop fetched once
     assert "/gallery/one.html" not in {r.path for r in made}  # the kept page is what is shown
     assert all(r.headers.get("user-agent") == USER_AGENT for r in made)  # by the fetcher
     assert not any("upgrade" in r.headers for r in made)  # no websocket got through
@@ -285,6 +289,41 @@ def test_a_page_on_a_blocked_address_is_never_requested(scanned: Scanned) -> Non
         render_page(blocked.url("/page.html"), fetcher)
     assert raised.value.code == "document" and "blocked_address" in str(raised.value)
     assert blocked.requests() == []
+
+
+@needs_chromium
+def test_a_page_that_moved_is_drawn_at_its_final_url_each_hop_fetched_once(
+    scanned: Scanned,
+) -> None:
+    site = scanned.site
+    site.route("/moved", redirect("/new/place.html"))
+    site.add(
+        "/new/place.html",
+        b"<html><body><img src='../img/late.png'></body></html>",
+        content_type="text/html",
+    )
+    before = len(site.requests())
+    with Fetcher(fetch_policy(scanned.app.settings)) as fetcher:
+        render = render_page(site.url("/moved"), fetcher)
+    paths = [r.path for r in site.requests()[before:] if r.path != "/robots.txt"]
+    assert render.url == site.url("/new/place.html") and render.complete
+    assert sorted(paths) == ["/img/late.png", "/moved", "/new/place.html"]
+    assert render.requests == {"fetched": 2, "refused": {}, "blocked": 0}
+
+
+@needs_chromium
+def test_a_page_that_never_finishes_loading_is_drawn_within_the_budget(scanned: Scanned) -> None:
+    site = scanned.site
+    site.add(
+        "/slow.html",
+        b"<html><body><h1>shown</h1><script src='/hang.js'></script></body></html>",
+        content_type="text/html",
+    )
+    site.route("/hang.js", trickle(b" ", every=0.2, limit=20))
+    policy = ScreenshotPolicy(budget=4.0, settle=1.0)
+    with Fetcher(fetch_policy(scanned.app.settings)) as fetcher:
+        render = render_page(site.url("/slow.html"), fetcher, policy=policy)
+    assert render.complete is False and render.png.startswith(b"\x89PNG")
 
 
 def test_without_chromium_the_package_is_built_without_a_screenshot_and_says_why(

@@ -32,7 +32,7 @@ from safeeye.errors import FetchError, SafeEyeError
 from safeeye.ingest.fetcher import FetchStatusError
 
 if TYPE_CHECKING:
-    from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute
+    from playwright.async_api import BrowserContext, Page, Request, Route, WebSocketRoute
 
     from safeeye.ingest.fetcher import Fetcher
 
@@ -202,7 +202,8 @@ class _Renderer:
         self.tally = RequestTally()
         self._bytes = 0
         self._requests = 0
-        self._held: dict[str, _Body] = {}  # fetched through a redirect, for the next request
+        self.target = url  # the URL the page is loaded at (its final one, once redirected)
+        self._moved: _Body | None = None  # the page, fetched through its redirects
         self._document_error: FetchError | None = None
         self._pool = ThreadPoolExecutor(policy.concurrency, thread_name_prefix="safeeye-shot")
         self._deadline = 0.0
@@ -264,7 +265,7 @@ class _Renderer:
         )
         return Render(
             png=png,
-            url=self.url,
+            url=self.target,
             taken_at=datetime.now(UTC),
             width=self.policy.width,
             height=self.policy.height,
@@ -273,25 +274,41 @@ class _Renderer:
         )
 
     async def _load(self, page: Page) -> bool:
-        from playwright.async_api import Error as PlaywrightError
+        """Load the page; False when the budget ran out before it had loaded."""
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-        try:
-            await page.goto(self.url, wait_until="load", timeout=_ms(self._left()))
-        except PlaywrightTimeout:
+        if not await self._goto(page):
             return False
-        except PlaywrightError as exc:
-            error = self._document_error
-            if error is not None:
-                raise ScreenshotError(
-                    f"the page was refused: {error.as_text()}", code="document"
-                ) from exc
-            raise ScreenshotError("the page did not load", code="document") from exc
+        moved, self._moved = self._moved, None
+        if moved is not None:
+            # A redirect answered by interception is not routed again by Chromium: the page
+            # is loaded again at its final URL, from what the fetcher already has.
+            self.target, self.document = moved.final_url, Document(moved.body, moved.headers)
+            if not await self._goto(page):
+                return False
         with suppress(PlaywrightTimeout):  # a page that never goes quiet is drawn as it is
             await page.wait_for_load_state(
                 "networkidle", timeout=_ms(min(self.policy.settle, self._left()))
             )
         return True
+
+    async def _goto(self, page: Page) -> bool:
+        from playwright.async_api import Error as PlaywrightError
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            await page.goto(self.target, wait_until="load", timeout=_ms(self._left()))
+        except PlaywrightTimeout:
+            return False
+        except PlaywrightError as exc:
+            raise self._not_loaded() from exc
+        return True
+
+    def _not_loaded(self) -> ScreenshotError:
+        error = self._document_error
+        if error is not None:
+            return ScreenshotError(f"the page was refused: {error.as_text()}", code="document")
+        return ScreenshotError("the page did not load", code="document")
 
     # -- interception ------------------------------------------------------------------------
 
@@ -303,23 +320,21 @@ class _Renderer:
             await _abort(route)
             return
         self._requests += 1
-        if self.document is not None and url == self.url and request.is_navigation_request():
+        page_itself = url == self.target and _top_navigation(request)
+        if self.document is not None and page_itself:
             document, self.document = self.document, None  # once: a reload is fetched
             self.tally.fetched += 1
             await _fulfil(route, 200, document.headers, document.body)
             return
-        held = self._held.pop(url, None)
         try:
-            answer = held or await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._fetch, url
-            )
+            answer = await asyncio.get_running_loop().run_in_executor(self._pool, self._fetch, url)
         except FetchStatusError as exc:
             self.tally.fetched += 1
             await _fulfil(route, exc.status, {}, b"")
             return
         except FetchError as exc:
             self.tally.refused[exc.code] += 1
-            if url == self.url and request.is_navigation_request():
+            if page_itself:
                 self._document_error = exc
             await _abort(route)
             return
@@ -327,12 +342,12 @@ class _Renderer:
             self.tally.refused["internal"] += 1
             await _abort(route)
             return
-        self._bytes += len(answer.body) if held is None else 0
-        if answer.final_url != url:
-            # Redirected (each hop guarded): the browser follows, and gets the body held here.
-            self._held[answer.final_url] = answer
-            await _fulfil(route, 302, {"location": answer.final_url}, b"")
+        self._bytes += len(answer.body)
+        if page_itself and answer.final_url != url:
+            self._moved = answer  # redirected, each hop guarded: ``_load`` goes there
+            await _fulfil(route, 200, {"content-type": "text/html"}, b"")
             return
+        # A moved script or picture is answered at the URL the page asked for.
         self.tally.fetched += 1
         await _fulfil(route, answer.status, answer.headers, answer.body)
 
@@ -354,6 +369,14 @@ class _Renderer:
     async def _refuse_socket(self, socket_route: WebSocketRoute) -> None:
         self.tally.blocked += 1
         await socket_route.close(code=1008, reason="blocked")
+
+
+def _top_navigation(request: Request) -> bool:
+    """Whether ``request`` loads the document of a page (not of a frame inside one)."""
+    try:
+        return request.is_navigation_request() and request.frame.parent_frame is None
+    except Exception:  # a request without a frame (a worker's)
+        return False
 
 
 async def _fulfil(route: Route, status: int, headers: dict[str, str], body: bytes) -> None:
