@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 from conftest import make_settings
 from safeeye.app import SafeEye
 from safeeye.errors import ConfigError
+from safeeye.keyring import SERVICE_KEYS
+from safeeye.takedown.recipients import shipped_entries
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -27,9 +29,12 @@ def test_building_the_service_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="safeeye init"):
         _ = app.keys
     report = app.init()
-    assert report.created_master_key and report.migrated and report.service_keys_created == 5
+    assert report.created_master_key and report.migrated
+    assert report.service_keys_created == len(SERVICE_KEYS)
+    assert report.recipients_added == len(shipped_entries())
     again = SafeEye(settings).init()
-    assert not again.created_master_key and not again.migrated and again.service_keys_created == 0
+    assert not again.created_master_key and not again.migrated
+    assert again.service_keys_created == 0 and again.recipients_added == 0
 
 
 def _cli(*args: str) -> list[str]:
@@ -84,6 +89,6 @@ def test_a_command_a_worker_and_init_started_together_on_a_new_data_dir(
             keys = conn.execute(text("SELECT count(*) FROM service_keys")).scalar_one()
     finally:
         engine.dispose()
-    assert len(versions) == 1 and keys == 5
+    assert len(versions) == 1 and keys == len(SERVICE_KEYS)
     report = SafeEye(settings).init()  # migrated once, to the newest revision
     assert not report.migrated and report.schema_now == versions[0][0]

@@ -21,6 +21,8 @@ from safeeye.config import Settings
 from safeeye.db.session import Database, migrate
 from safeeye.errors import ConfigError
 from safeeye.keyring import Keyring, finish_rotation
+from safeeye.takedown.recipients import load_defaults
+from safeeye.work import Actor
 
 if TYPE_CHECKING:
     from safeeye.app import SafeEye
@@ -40,11 +42,13 @@ class InitReport:
     schema_now: str | None
     migrated: bool
     service_keys_created: int
+    recipients_added: int = 0
 
 
 def initialize(app: SafeEye) -> InitReport:
     """Create what is missing: the data dir (made private), the master key (never beside an
-    existing database), the schema (migrated to the newest revision) and the service keys."""
+    existing database), the schema (migrated to the newest revision), the service keys and
+    the shipped recipients directory."""
     settings = app.settings
     settings.ensure_data_dir()
     with _file_lock(settings.data_dir / LOCK_FILE), _database_lock(app.db):
@@ -62,6 +66,7 @@ def initialize(app: SafeEye) -> InitReport:
         with app.db.session() as session:
             existing = len(Keyring.stored_names(session))
             keyring = Keyring.load(session, master, create=True)
+        recipients = app.call(Actor.system("init"), load_defaults)
         make_private(settings)
     return InitReport(
         data_dir=str(settings.data_dir),
@@ -70,6 +75,7 @@ def initialize(app: SafeEye) -> InitReport:
         schema_now=now,
         migrated=before != now,
         service_keys_created=len(keyring.names) - existing,
+        recipients_added=len(recipients.inserted),
     )
 
 
