@@ -194,7 +194,6 @@ class _Renderer:
         policy: ScreenshotPolicy,
         temp_dir: str | None,
     ) -> None:
-        self.url = url
         self.fetcher = fetcher
         self.document = document
         self.policy = policy
