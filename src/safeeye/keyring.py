@@ -37,6 +37,7 @@ SERVICE_KEYS: Mapping[str, str] = {
     "audit-head": "the MAC of the audit log's head",
     "audit-signing": "the Ed25519 key that signs audit checkpoints",
     "evidence-signing": "the Ed25519 key that signs evidence packages",
+    "notice-signing": "the Ed25519 key that signs requests to recipients' systems",
 }
 
 

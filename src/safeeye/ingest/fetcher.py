@@ -412,7 +412,7 @@ class Fetcher:
                 code="connection",
             ) from exc
         except (httpx.TransportError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            if _certificate_failure(exc):
+            if certificate_failure(exc):
                 raise FetchError(
                     f"the TLS certificate of {target.host} is not valid for it", code="connection"
                 ) from exc
@@ -435,7 +435,7 @@ class Fetcher:
                 )
             return _Redirect(location)
         if status in RETRY_STATUSES:
-            return _RetryStatus(status, _retry_after(response.headers.get("retry-after")))
+            return _RetryStatus(status, retry_after_seconds(response.headers.get("retry-after")))
         fetched_at = datetime.now(UTC)
         headers = {
             k.lower(): v for k, v in response.headers.items() if k.lower() not in SENSITIVE_HEADERS
@@ -623,7 +623,7 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent."""
     if not value:
         return None
@@ -647,7 +647,8 @@ def _server_ip(response: httpx.Response) -> str | None:
     return str(address[0]) if address else None
 
 
-def _certificate_failure(exc: BaseException) -> bool:
+def certificate_failure(exc: BaseException) -> bool:
+    """Whether a transport error is a certificate that does not verify."""
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:

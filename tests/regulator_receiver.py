@@ -1,0 +1,250 @@
+"""A local HTTPS server that plays a regulator's system link, for tests and benchmarks.
+
+It checks what a real receiver must (the Ed25519 signature over timestamp and body, the
+timestamp's age, the body against ``docs/schemas/regulator-batch.request.schema.json``),
+records every request, answers per item, and deduplicates by ``Idempotency-Key`` and by item
+reference. Switches make it fail, redirect or hang on the next N requests::
+
+    with RegulatorReceiver(public_key, make_tls(tmp_path / "tls")) as receiver:
+        receiver.fail_next(2, status=503, retry_after="1")
+        connector.send(key, recipient_at(receiver.url), notices)
+        assert [r.status for r in receiver.requests] == [503, 503, 200]
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from jsonschema import Draft202012Validator
+
+from tls_certs import ServerTLS
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+REQUEST_SCHEMA = SCHEMAS / "regulator-batch.request.schema.json"
+RESPONSE_SCHEMA = SCHEMAS / "regulator-batch.response.schema.json"
+MAX_BODY = 512 * 1024**2
+
+
+def validator(schema_file: Path) -> Draft202012Validator:
+    """A validator of the schema in ``schema_file`` that checks formats too."""
+    schema = json.loads(schema_file.read_text())
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@dataclass
+class Received:
+    """One request as the receiver saw it, and what it answered."""
+
+    key: str
+    headers: dict[str, str]
+    payload: dict[str, Any] | None
+    status: int
+    answer: dict[str, Any] | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: RegulatorReceiver
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        status, answer, extra = self.server.receiver._handle(self)
+        if status == 0:  # hung up without an answer
+            self.close_connection = True
+            return
+        body = json.dumps(answer, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+class RegulatorReceiver:
+    """The regulator's side of the system link on 127.0.0.1 (https with ``tls``)."""
+
+    def __init__(
+        self,
+        public_key: bytes | str,
+        tls: ServerTLS,
+        *,
+        path: str = "/v1/batches",
+        max_skew_seconds: float = 300.0,
+    ) -> None:
+        raw = base64.b64decode(public_key) if isinstance(public_key, str) else public_key
+        self.public_key = Ed25519PublicKey.from_public_bytes(raw)
+        self.tls = tls
+        self.path = path
+        self.max_skew_seconds = max_skew_seconds
+        self.requests: list[Received] = []
+        self.items: dict[str, dict[str, Any]] = {}  # ref -> the item first received
+        self.ids: dict[str, str] = {}  # ref -> the id given
+        self.refuse: dict[str, str] = {}  # ref -> why it is rejected
+        self._answers: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> first answer
+        self._failures: list[tuple[int, dict[str, str]]] = []
+        self._hangs: list[float] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._requests_schema = validator(REQUEST_SCHEMA)
+        self._response_schema = validator(RESPONSE_SCHEMA)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.receiver = self
+        self._server.socket = tls.server_context().wrap_socket(
+            self._server.socket, server_side=True
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+
+    # -- switches ------------------------------------------------------------------------------
+
+    def fail_next(self, times: int, status: int = 503, retry_after: str | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+        extra = {"Retry-After": retry_after} if retry_after else {}
+        with self._lock:
+            self._failures.extend([(status, extra)] * times)
+
+    def redirect_next(self, times: int, location: str, status: int = 307) -> None:
+        """Answer the next ``times`` requests with a redirect to ``location``."""
+        with self._lock:
+            self._failures.extend([(status, {"Location": location})] * times)
+
+    def hang_next(self, times: int, seconds: float = 30.0) -> None:
+        """Read the next ``times`` requests and answer nothing for ``seconds``, then hang up."""
+        with self._lock:
+            self._hangs.extend([seconds] * times)
+
+    # -- what it received ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_address[1]}{self.path}"
+
+    @property
+    def accepted(self) -> list[Received]:
+        return [request for request in self.requests if request.status == 200]
+
+    def __enter__(self) -> RegulatorReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # -- handling ------------------------------------------------------------------------------
+
+    def _handle(self, request: _Handler) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """The status (0: hang up), the JSON answer and extra headers for one request."""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        key = headers.get("idempotency-key", "")
+        with self._lock:
+            hang = self._hangs.pop(0) if self._hangs else None
+            failure = self._failures.pop(0) if not hang and self._failures else None
+        length = int(headers.get("content-length") or 0)
+        body = request.rfile.read(length) if 0 < length <= MAX_BODY else b""
+        if hang is not None:
+            self._stopping.wait(hang)
+            return self._record(key, headers, None, 0, None)
+        if failure is not None:
+            status, extra = failure
+            return self._record(key, headers, None, status, {"error": "busy"}, extra)
+        problem = self._signature_problem(headers, body)
+        if problem:
+            answer = {"error": "bad_signature", "message": problem}
+            return self._record(key, headers, None, 401, answer)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return self._record(
+                key, headers, None, 400, {"error": "invalid", "message": "not JSON"}
+            )
+        error = next(iter(self._requests_schema.iter_errors(payload)), None)
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path)
+            answer = {"error": "invalid", "message": f"{where}: {error.message}"[:500]}
+            return self._record(key, headers, payload, 422, answer)
+        if payload["batch"] != key:
+            answer = {"error": "invalid", "message": "Idempotency-Key is not the batch key"}
+            return self._record(key, headers, payload, 400, answer)
+        answer = self._acknowledge(key, payload)
+        self._response_schema.validate(answer)
+        return self._record(key, headers, payload, 200, answer)
+
+    def _signature_problem(self, headers: dict[str, str], body: bytes) -> str | None:
+        timestamp = headers.get("x-safeeye-timestamp", "")
+        if not timestamp.isdigit():
+            return "no timestamp"
+        if abs(time.time() - int(timestamp)) > self.max_skew_seconds:
+            return "timestamp too far from now"
+        try:
+            signature = base64.b64decode(headers.get("x-safeeye-signature", ""), validate=True)
+            self.public_key.verify(signature, timestamp.encode() + b"." + body)
+        except (InvalidSignature, binascii.Error, ValueError):
+            return "the signature does not verify"
+        return None
+
+    def _acknowledge(self, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            first = self._answers.get(key)
+            if first is not None:  # a repeated request: the same answer, as duplicates
+                items = [
+                    {**entry, "status": "duplicate"} if entry["status"] == "accepted" else entry
+                    for entry in first["items"]
+                ]
+                return {**first, "items": items}
+            acks = []
+            for item in payload["items"]:
+                ref = item["ref"]
+                if ref in self.refuse:
+                    acks.append({"ref": ref, "status": "rejected", "message": self.refuse[ref]})
+                elif ref in self.ids:
+                    acks.append({"ref": ref, "status": "duplicate", "id": self.ids[ref]})
+                else:
+                    self.ids[ref] = f"R{len(self.ids) + 1:07d}"
+                    self.items[ref] = item
+                    acks.append({"ref": ref, "status": "accepted", "id": self.ids[ref]})
+            answer = {"batch": key, "receipt": f"B{len(self._answers) + 1:05d}", "items": acks}
+            self._answers[key] = answer
+            return answer
+
+    def _record(
+        self,
+        key: str,
+        headers: dict[str, str],
+        payload: dict[str, Any] | None,
+        status: int,
+        answer: dict[str, Any] | None,
+        extra: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            self.requests.append(Received(key, headers, payload, status, answer))
+        return status, answer or {}, extra or {}
