@@ -89,6 +89,7 @@ class NoticeFacts:
     resend: int = 0  # 0: first sending; n: the n-th reminder
     escalation: str | None = None  # why this recipient gets it now (the previous did not act)
     victim_name: str | None = None
+    copyright_holder: bool = False  # the person depicted made the item (a DMCA notice fits)
 
 
 @dataclass(frozen=True)
