@@ -19,21 +19,18 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jsonschema import Draft202012Validator
 
-from tls_certs import ServerTLS
+from local_https import JSONServer, Reply, ServerTLS
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 REQUEST_SCHEMA = SCHEMAS / "regulator-batch.request.schema.json"
 RESPONSE_SCHEMA = SCHEMAS / "regulator-batch.response.schema.json"
-MAX_BODY = 512 * 1024**2
 
 
 def validator(schema_file: Path) -> Draft202012Validator:
@@ -54,34 +51,7 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    receiver: RegulatorReceiver
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        status, answer, extra = self.server.receiver._handle(self)
-        if status == 0:  # hung up without an answer
-            self.close_connection = True
-            return
-        body = json.dumps(answer, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-
-class RegulatorReceiver:
+class RegulatorReceiver(JSONServer):
     """The regulator's side of the system link on 127.0.0.1 (https with ``tls``)."""
 
     def __init__(
@@ -92,9 +62,9 @@ class RegulatorReceiver:
         path: str = "/v1/batches",
         max_skew_seconds: float = 300.0,
     ) -> None:
+        super().__init__(tls)
         raw = base64.b64decode(public_key) if isinstance(public_key, str) else public_key
         self.public_key = Ed25519PublicKey.from_public_bytes(raw)
-        self.tls = tls
         self.path = path
         self.max_skew_seconds = max_skew_seconds
         self.requests: list[Received] = []
@@ -105,17 +75,8 @@ class RegulatorReceiver:
         self._failures: list[tuple[int, dict[str, str]]] = []
         self._hangs: list[float] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._requests_schema = validator(REQUEST_SCHEMA)
         self._response_schema = validator(RESPONSE_SCHEMA)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.receiver = self
-        self._server.socket = tls.server_context().wrap_socket(
-            self._server.socket, server_side=True
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
 
     # -- switches ------------------------------------------------------------------------------
 
@@ -139,41 +100,23 @@ class RegulatorReceiver:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}{self.path}"
+        return self.base_url + self.path
 
     @property
     def accepted(self) -> list[Received]:
         return [request for request in self.requests if request.status == 200]
 
-    def __enter__(self) -> RegulatorReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
     # -- handling ------------------------------------------------------------------------------
 
-    def _handle(self, request: _Handler) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """The status (0: hang up), the JSON answer and extra headers for one request."""
-        headers = {name.lower(): value for name, value in request.headers.items()}
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         key = headers.get("idempotency-key", "")
         with self._lock:
             hang = self._hangs.pop(0) if self._hangs else None
             failure = self._failures.pop(0) if not hang and self._failures else None
-        length = int(headers.get("content-length") or 0)
-        body = request.rfile.read(length) if 0 < length <= MAX_BODY else b""
         if hang is not None:
-            self._stopping.wait(hang)
-            return self._record(key, headers, None, 0, None)
+            self.stopping.wait(hang)
+            self._record(key, headers, None, 0, None)
+            return None
         if failure is not None:
             status, extra = failure
             return self._record(key, headers, None, status, {"error": "busy"}, extra)
@@ -201,7 +144,7 @@ class RegulatorReceiver:
 
     def _signature_problem(self, headers: dict[str, str], body: bytes) -> str | None:
         timestamp = headers.get("x-safeeye-timestamp", "")
-        if not timestamp.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit()):
             return "no timestamp"
         if abs(time.time() - int(timestamp)) > self.max_skew_seconds:
             return "timestamp too far from now"
@@ -245,6 +188,7 @@ class RegulatorReceiver:
         answer: dict[str, Any] | None,
         extra: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Keep the request and what it was answered; the reply to give."""
         with self._lock:
             self.requests.append(Received(key, headers, payload, status, answer))
         return status, answer or {}, extra or {}

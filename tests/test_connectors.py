@@ -7,17 +7,20 @@ import base64
 import email.policy
 import hashlib
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from email import message_from_bytes
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import make_app, make_settings
+from local_https import ServerTLS, make_tls
 from regulator_receiver import REQUEST_SCHEMA, RegulatorReceiver, validator
 from safeeye.app import SafeEye
 from safeeye.config import Settings
@@ -28,6 +31,7 @@ from safeeye.takedown.connectors.api import (
     signed_message,
 )
 from safeeye.takedown.connectors.base import ConnectorError
+from safeeye.takedown.connectors.export import COLUMNS
 from safeeye.takedown.model import (
     Category,
     EvidenceRef,
@@ -37,7 +41,7 @@ from safeeye.takedown.model import (
     RenderedNotice,
     Requester,
 )
-from tls_certs import ServerTLS, make_tls
+from stopncii_endpoint import StopNCIIEndpoint
 
 REQUESTER = Requester(
     organisation="디지털성범죄 안심지원센터",
@@ -647,3 +651,240 @@ def test_an_smtp_server_that_is_down_is_retryable(app_with: Callable[..., SafeEy
         connector_named("email")(app).send("batch-m11", PLATFORM, [outgoing(13)])
 
     assert raised.value.retryable
+
+
+# -- StopNCII -----------------------------------------------------------------------------------
+
+STOPNCII = RecipientInfo(
+    id=3,
+    key="stopncii",
+    name="StopNCII",
+    kind="hash_sharing",
+    connector="stopncii",
+    address=None,
+)
+
+
+@pytest.fixture
+def stopncii(
+    app_with: Callable[..., SafeEye], tls: ServerTLS
+) -> Iterator[tuple[StopNCIIEndpoint, SafeEye]]:
+    with StopNCIIEndpoint("subscription-1", "submit-1", tls) as endpoint:
+        app = app_with(stopncii_subscription_key="subscription-1", stopncii_submit_key="submit-1")
+        yield endpoint, app
+
+
+def video(i: int) -> OutgoingNotice:
+    notice = outgoing(i, STOPNCII)
+    return replace(notice, facts=replace(notice.facts, media_type="video", pdq=None))
+
+
+def test_hashes_reach_stopncii_as_pdq_for_images_and_md5_for_videos(
+    stopncii: tuple[StopNCIIEndpoint, SafeEye],
+) -> None:
+    endpoint, app = stopncii
+    image, film = outgoing(1, STOPNCII), video(2)
+
+    result = connector_named("stopncii")(app).send(
+        "batch-s1", at(endpoint.url, STOPNCII), [film, image]
+    )
+
+    assert set(endpoint.records) == {("ImagePDQ", image.facts.pdq), ("VideoMD5", film.facts.md5)}
+    record = endpoint.records[("ImagePDQ", image.facts.pdq)]  # type: ignore[index]
+    assert record["CSPFeedbacks"] == [{"tags": ["category:synthetic"], "feedbackValue": "Blocked"}]
+    assert [(a.notice_id, a.status, a.remote_id) for a in result.acks] == [
+        (1, "accepted", f"ImagePDQ:{image.facts.pdq}"),
+        (2, "accepted", f"VideoMD5:{film.facts.md5}"),
+    ]
+    assert endpoint.statuses == [200]
+
+
+def test_a_repeat_updates_the_same_stopncii_records(
+    stopncii: tuple[StopNCIIEndpoint, SafeEye],
+) -> None:
+    endpoint, app = stopncii
+    connector = connector_named("stopncii")(app)
+    for _ in range(2):
+        connector.send("batch-s2", at(endpoint.url, STOPNCII), [outgoing(3, STOPNCII), video(4)])
+
+    assert endpoint.statuses == [200, 200] and len(endpoint.records) == 2
+
+
+def test_an_image_without_pdq_is_rejected_and_not_submitted(
+    stopncii: tuple[StopNCIIEndpoint, SafeEye],
+) -> None:
+    endpoint, app = stopncii
+    plain = outgoing(5, STOPNCII)
+    plain = replace(plain, facts=replace(plain.facts, pdq=None))
+
+    result = connector_named("stopncii")(app).send("batch-s3", at(endpoint.url, STOPNCII), [plain])
+
+    assert result.acks[0].status == "rejected" and "PDQ" in (result.acks[0].message or "")
+    assert endpoint.statuses == []
+
+
+def test_stopncii_refusing_the_keys_is_final_and_being_busy_is_retryable(
+    stopncii: tuple[StopNCIIEndpoint, SafeEye], app_with: Callable[..., SafeEye]
+) -> None:
+    endpoint, app = stopncii
+    wrong = app_with(stopncii_subscription_key="subscription-1", stopncii_submit_key="guess")
+    address = at(endpoint.url, STOPNCII)
+
+    with pytest.raises(ConnectorError) as refused:
+        connector_named("stopncii")(wrong).send("batch-s4", address, [outgoing(6, STOPNCII)])
+    endpoint.fail_next(1, status=503)
+    with pytest.raises(ConnectorError) as busy:
+        connector_named("stopncii")(app).send("batch-s4", address, [outgoing(6, STOPNCII)])
+
+    assert not refused.value.retryable and "HTTP 401" in str(refused.value)
+    assert busy.value.retryable and "HTTP 503" in str(busy.value)
+    assert endpoint.statuses == [401, 503] and not endpoint.records
+
+
+def test_stopncii_without_its_keys_is_a_setting_to_fix(app_with: Callable[..., SafeEye]) -> None:
+    with pytest.raises(ConnectorError) as raised:
+        connector_named("stopncii")(app_with()).send(
+            "batch-s5", at("https://api.stopncii.example/v1", STOPNCII), [outgoing(7, STOPNCII)]
+        )
+    assert not raised.value.retryable and raised.value.code == "config"
+
+
+def test_stopncii_with_an_untrusted_certificate_is_a_setting_to_fix(
+    stopncii: tuple[StopNCIIEndpoint, SafeEye], app_with: Callable[..., SafeEye]
+) -> None:
+    endpoint, _ = stopncii
+    untrusting = app_with(
+        connector_ca_bundle=None,
+        stopncii_subscription_key="subscription-1",
+        stopncii_submit_key="submit-1",
+    )
+
+    with pytest.raises(ConnectorError) as raised:
+        connector_named("stopncii")(untrusting).send(
+            "batch-s6", at(endpoint.url, STOPNCII), [outgoing(8, STOPNCII)]
+        )
+
+    assert not raised.value.retryable and raised.value.code == "tls"
+    assert endpoint.statuses == []
+
+
+# -- file exports -------------------------------------------------------------------------------
+
+EXPORTS = RecipientInfo(
+    id=4,
+    key="kcsc-paper",
+    name="방송통신심의위원회 (서면)",
+    kind="regulator",
+    connector="export",
+    address=None,
+    languages=("ko",),
+)
+
+
+def _squeezed(text: str) -> str:
+    """``text`` without whitespace: a PDF extractor may break a line anywhere."""
+    return "".join(text.split())
+
+
+def _missing(fields: list[str], text: str) -> list[str]:
+    flat = _squeezed(text)
+    return [field for field in fields if _squeezed(field) not in flat]
+
+
+def test_exports_hold_every_field_and_open_with_standard_readers_korean_included(
+    app_with: Callable[..., SafeEye], tmp_path: Path
+) -> None:
+    import csv
+
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    app = app_with(export_dir=tmp_path / "exports")
+    notices = [outgoing(i, EXPORTS) for i in (3, 1, 2)]
+
+    result = connector_named("export")(app).send("B-export-1", EXPORTS, notices)
+
+    folder = tmp_path / "exports" / "kcsc-paper"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "B-export-1.csv",
+        "B-export-1.pdf",
+        "B-export-1.xlsx",
+    ]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
+    ordered = sorted(notices, key=lambda n: n.notice_id)
+
+    with open(folder / "B-export-1.csv", encoding="utf-8-sig", newline="") as fh:
+        table = list(csv.reader(fh))
+    sheet = load_workbook(folder / "B-export-1.xlsx", read_only=True)["notices"]
+    cells = [[cell.value or "" for cell in row] for row in sheet.iter_rows()]
+    for rows in (table, cells):
+        assert rows[0] == list(COLUMNS) and len(rows) == 4
+        for row, notice in zip(rows[1:], ordered, strict=True):
+            record = dict(zip(COLUMNS, row, strict=True))
+            assert _missing(required_fields(notice), " ".join(record.values())) == []
+            assert record["legal_basis"] == "kr_spa_14_2; kr_tba_22_5"
+            assert record["language"] == "ko" and record["category"] == "synthetic"
+            assert record["description"] == notice.facts.description
+            assert record["recipient"] == "방송통신심의위원회 (서면) (kcsc-paper)"
+
+    text = "\n".join(page.extract_text() for page in PdfReader(folder / "B-export-1.pdf").pages)
+    assert "삭제 요청 증거 보고서" in text and "허위영상물" in text
+    assert "허위영상물(딥페이크) 삭제를 요청합니다." in text
+    for notice in ordered:
+        assert _missing([*required_fields(notice), notice.facts.description], text) == []
+    assert _missing([REQUESTER.authority, LEGAL_KO, "B-export-1"], text) == []
+    assert [ack.status for ack in result.acks] == ["accepted"] * 3
+    assert result.detail["files"] == [
+        "kcsc-paper/B-export-1.csv",
+        "kcsc-paper/B-export-1.xlsx",
+        "kcsc-paper/B-export-1.pdf",
+    ]
+
+
+def test_a_repeated_export_rewrites_the_same_files(
+    app_with: Callable[..., SafeEye], tmp_path: Path
+) -> None:
+    app = app_with(export_dir=tmp_path / "exports")
+    connector = connector_named("export")(app)
+    connector.send("B-export-2", EXPORTS, [outgoing(1, EXPORTS)])
+    first = (tmp_path / "exports" / "kcsc-paper" / "B-export-2.csv").read_bytes()
+
+    connector.send("B-export-2", EXPORTS, [outgoing(1, EXPORTS)])
+
+    files = sorted((tmp_path / "exports" / "kcsc-paper").iterdir())
+    assert len(files) == 3 and files[0].read_bytes() == first
+
+
+def test_exported_data_never_becomes_a_spreadsheet_formula(
+    app_with: Callable[..., SafeEye], tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    app = app_with(export_dir=tmp_path / "exports")
+    notice = outgoing(1, EXPORTS)
+    formula = '=HYPERLINK("https://attacker.example","열기")'
+    notice = replace(notice, facts=replace(notice.facts, description=formula))
+
+    connector_named("export")(app).send("B-export-3", EXPORTS, [notice])
+
+    folder = tmp_path / "exports" / "kcsc-paper"
+    column = COLUMNS.index("description")
+    csv_text = (folder / "B-export-3.csv").read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK(" in csv_text
+    cell = load_workbook(folder / "B-export-3.xlsx")["notices"].cell(row=2, column=column + 1)
+    assert cell.value == formula and cell.data_type == "s"
+
+
+def test_an_odd_key_or_recipient_gets_safe_file_names_inside_the_export_folder(
+    app_with: Callable[..., SafeEye], tmp_path: Path
+) -> None:
+    app = app_with(export_dir=tmp_path / "exports")
+    odd = replace(EXPORTS, key="../../elsewhere")
+
+    result = connector_named("export")(app).send("../B/x y", odd, [outgoing(1, odd)])
+
+    written = [p for p in (tmp_path / "exports").rglob("*") if p.is_file()]
+    assert len(written) == 3 and all(p.parent.parent == tmp_path / "exports" for p in written)
+    assert not (tmp_path / "elsewhere").exists()
+    assert result.detail["files"][0].endswith(".csv") and ".." not in result.detail["files"][0]

@@ -32,9 +32,9 @@ from hostile_server import (
     status,
     trickle,
 )
+from local_https import make_tls
 from safeeye.ingest.addresses import is_public, parse_target
 from safeeye.ingest.fetcher import USER_AGENT, FetchStatusError
-from tls_certs import make_tls
 
 pytest_plugins = ["fetch_fixtures"]
 

@@ -1,12 +1,18 @@
-"""A throwaway certificate authority and server certificates for local TLS servers in tests."""
+"""Local HTTPS servers for tests: a throwaway certificate authority, server certificates, and
+a JSON-answering server base that plays a recipient's system on 127.0.0.1."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -85,3 +91,78 @@ def make_tls(
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return tls
+
+
+#: What a server answers: a status, a JSON body and extra headers; None hangs up instead.
+Reply = tuple[int, Any, dict[str, str]] | None
+MAX_BODY = 512 * 1024**2
+
+
+class JSONServer:
+    """A threaded HTTPS server on 127.0.0.1 whose subclasses answer each POST in ``answer``;
+    use it as a context manager. ``stopping`` is set when it closes (release hung requests)."""
+
+    def __init__(self, tls: ServerTLS) -> None:
+        self.stopping = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._server.socket = tls.server_context().wrap_socket(
+            self._server.socket, server_side=True
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self._server.server_address[1]}"
+
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The reply to a POST of ``body`` to ``path`` (``headers`` with lower-case names)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: JSONServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if 0 < length <= MAX_BODY else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.owner.answer(self.path, headers, body)
+        if reply is None:
+            self.close_connection = True
+            return
+        status, answer, extra = reply
+        data = json.dumps(answer, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
