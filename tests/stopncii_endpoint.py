@@ -68,9 +68,7 @@ class StopNCIIEndpoint(JSONServer):
 
 
 def _signal_type(text: str) -> str:
-    """The signal type's name: the client sends ``str()`` of its enum
-    (``StopNCIISignalType.ImagePDQ``), where the records it fetches say ``ImagePDQ``."""
-    name = text.rsplit(".", 1)[-1]
-    if name not in {"ImagePDQ", "VideoMD5", "VideoTMK", "Text", "URL"}:
+    """A signal type as StopNCII's records name it (``ImagePDQ``); anything else is refused."""
+    if text not in {"ImagePDQ", "VideoMD5", "VideoTMK", "Text", "URL"}:
         raise ValueError(text)
-    return name
+    return text

@@ -559,16 +559,22 @@ def test_an_english_notice_is_a_single_english_text(mail: tuple[Mailbox, SafeEye
     assert _text(message) == notice.rendered.body
 
 
-def test_a_repeated_notice_keeps_its_message_id(mail: tuple[Mailbox, SafeEye]) -> None:
+def test_a_repeated_notice_keeps_its_message_id_and_a_reminder_threads_under_it(
+    mail: tuple[Mailbox, SafeEye],
+) -> None:
     mailbox, app = mail
     connector = connector_named("email")(app)
+    notice = outgoing(4)
+    reminder = replace(notice, facts=replace(notice.facts, resend=1))
 
-    connector.send("batch-m3", PLATFORM, [outgoing(4)])
-    connector.send("batch-m3", PLATFORM, [outgoing(4)])
-    connector.send("batch-m4", PLATFORM, [outgoing(5)])
+    connector.send("batch-m3.4", PLATFORM, [notice])
+    connector.send("batch-m3.4", PLATFORM, [notice])  # the outbox repeats it after a crash
+    connector.send("batch-m4.4", PLATFORM, [reminder])  # a day later, still unanswered
 
-    ids = [message["Message-ID"] for message in mailbox.messages()]
-    assert ids[0] == ids[1] != ids[2]
+    first, repeat, again = mailbox.messages()
+    assert first["Message-ID"] == repeat["Message-ID"] != again["Message-ID"]
+    assert again["In-Reply-To"] == again["References"] == first["Message-ID"]
+    assert first["In-Reply-To"] is None
 
 
 def test_a_digest_carries_all_notices_to_a_recipient_in_one_email(
@@ -691,6 +697,7 @@ def test_hashes_reach_stopncii_as_pdq_for_images_and_md5_for_videos(
 
     assert set(endpoint.records) == {("ImagePDQ", image.facts.pdq), ("VideoMD5", film.facts.md5)}
     record = endpoint.records[("ImagePDQ", image.facts.pdq)]  # type: ignore[index]
+    assert record["signalType"] == "ImagePDQ" and record["hashValue"] == image.facts.pdq
     assert record["CSPFeedbacks"] == [{"tags": ["category:synthetic"], "feedbackValue": "Blocked"}]
     assert [(a.notice_id, a.status, a.remote_id) for a in result.acks] == [
         (1, "accepted", f"ImagePDQ:{image.facts.pdq}"),
@@ -888,3 +895,16 @@ def test_an_odd_key_or_recipient_gets_safe_file_names_inside_the_export_folder(
     assert len(written) == 3 and all(p.parent.parent == tmp_path / "exports" for p in written)
     assert not (tmp_path / "elsewhere").exists()
     assert result.detail["files"][0].endswith(".csv") and ".." not in result.detail["files"][0]
+
+
+def test_an_export_without_a_font_for_korean_is_a_setting_to_fix_and_writes_nothing(
+    app_with: Callable[..., SafeEye], tmp_path: Path
+) -> None:
+    app = app_with(export_dir=tmp_path / "exports", pdf_font_file=tmp_path / "missing.ttc")
+
+    with pytest.raises(ConnectorError) as raised:
+        connector_named("export")(app).send("B-export-5", EXPORTS, [outgoing(1, EXPORTS)])
+
+    assert not raised.value.retryable and raised.value.code == "config"
+    assert "missing.ttc" in str(raised.value)
+    assert not [p for p in (tmp_path / "exports").rglob("*") if p.is_file()]

@@ -79,7 +79,10 @@ def truetype_subset(text: str, face: FontFace) -> bytes:
     extractors cannot map back to Unicode; the same glyphs as TrueType outlines are embedded
     with the Identity encoding every reader understands, and the subset keeps files small.
     """
-    font = TTFont(face.path, fontNumber=face.number, lazy=True)
+    try:
+        font = TTFont(face.path, fontNumber=face.number, lazy=True)
+    except (TTLibError, OSError, IndexError) as exc:
+        raise ConfigError(f"cannot read the PDF font {face.path.name}: {exc}") from exc
     options = Options()
     options.layout_features = []
     options.notdef_outline = True

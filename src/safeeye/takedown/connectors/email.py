@@ -56,7 +56,8 @@ def mailbox(text: str | None) -> Address:
 
 
 def message_id(key: str, domain: str) -> str:
-    """A Message-ID that is the same whenever the same key is sent again."""
+    """A Message-ID that is the same whenever the same key is sent again (a reminder of a
+    notice is another message: its key is ``KEY#N``, N its number)."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:40]
     return f"<{digest}.safeeye@{domain.encode('idna').decode('ascii')}>"
 
@@ -70,14 +71,18 @@ def compose(
     subject: str,
     body: str,
     english: str | None,
+    follows: str | None = None,
 ) -> EmailMessage:
-    """A plain-text message in ``language``, with the English text as a second part."""
+    """A plain-text message in ``language``, with the English text as a second part;
+    ``follows``: the key of the message it reminds of (threaded under it)."""
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id(key, sender.domain)
+    if follows is not None:
+        message["In-Reply-To"] = message["References"] = message_id(follows, sender.domain)
     message["X-Safeeye-Reference"] = one_line(key)
     message.set_content(body, charset="utf-8")
     message["Content-Language"] = one_line(language)  # after set_content, which clears it
@@ -92,6 +97,11 @@ def compose(
         )  # the first part keeps its Content-Language; the whole has both
         message["Content-Language"] = f"{one_line(language)}, en"
     return message
+
+
+def _message_key(notice: OutgoingNotice) -> str:
+    resend = notice.facts.resend
+    return f"{notice.idempotency_key}#{resend}" if resend else notice.idempotency_key
 
 
 def english_text(notice: OutgoingNotice) -> str | None:
@@ -145,11 +155,12 @@ class EmailConnector(Connector):
                 compose(
                     sender=sender,
                     to=to,
-                    key=notice.idempotency_key,
+                    key=_message_key(notice),
                     language=notice.rendered.language,
                     subject=notice.rendered.subject,
                     body=notice.rendered.body,
                     english=english_text(notice),
+                    follows=notice.idempotency_key if notice.facts.resend else None,
                 ),
                 (notice.notice_id,),
             )

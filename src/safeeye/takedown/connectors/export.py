@@ -16,9 +16,10 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from safeeye.errors import ConfigError
 from safeeye.files import write_atomically
 from safeeye.pdf import new_document
-from safeeye.takedown.connectors.base import Connector, register
+from safeeye.takedown.connectors.base import Connector, ConnectorError, register
 from safeeye.takedown.model import Category, ItemAck, OutgoingNotice, RecipientInfo, SendResult
 
 #: The sheet's columns: one row per notice, everything a valid notice carries.
@@ -230,10 +231,14 @@ class ExportConnector(Connector):
         stem = file_stem(key)
         ordered = sorted(notices, key=lambda notice: notice.notice_id)
         rows = [notice_row(recipient, notice) for notice in ordered]
+        try:
+            report = pdf_bytes(report_lines(key, recipient, ordered), settings.pdf_font_file)
+        except ConfigError as exc:  # no font to draw Korean with: a setting to fix
+            raise ConnectorError(str(exc), retryable=False, code="config") from exc
         files = {
             f"{stem}.csv": csv_bytes(rows),
             f"{stem}.xlsx": xlsx_bytes(rows),
-            f"{stem}.pdf": pdf_bytes(report_lines(key, recipient, ordered), settings.pdf_font_file),
+            f"{stem}.pdf": report,
         }
         for name, data in files.items():
             write_atomically(folder / name, [data])

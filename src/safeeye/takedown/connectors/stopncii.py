@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from threatexchange.exchanges.clients.stopncii.api import (
@@ -108,9 +108,14 @@ class StopNCIIConnector(Connector):
 
 def _submit(client: _Client, tagged: dict[Hash, set[str]]) -> None:
     """One SubmitHashes request: each hash as a reviewed match, tagged with its category."""
+    # The client writes str() of each key's signal type: for its enum that is
+    # "StopNCIISignalType.ImagePDQ", where StopNCII's records say "ImagePDQ"; so the key
+    # carries the name itself.
     feedback = {
-        value: StopNCIICSPFeedback(StopNCIICSPFeedbackValue.Blocked, tags)
-        for value, tags in tagged.items()
+        (cast(StopNCIISignalType, signal.value), value): StopNCIICSPFeedback(
+            StopNCIICSPFeedbackValue.Blocked, tags
+        )
+        for (signal, value), tags in tagged.items()
     }
     try:
         client.submit_hashes(feedback)
