@@ -74,6 +74,7 @@ class RegulatorReceiver(JSONServer):
         self._answers: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> first answer
         self._failures: list[tuple[int, dict[str, str]]] = []
         self._hangs: list[float] = []
+        self._key_failures: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._requests_schema = validator(REQUEST_SCHEMA)
         self._response_schema = validator(RESPONSE_SCHEMA)
@@ -90,6 +91,11 @@ class RegulatorReceiver(JSONServer):
         """Answer the next ``times`` requests with a redirect to ``location``."""
         with self._lock:
             self._failures.extend([(status, {"Location": location})] * times)
+
+    def fail_key(self, key: str, times: int, status: int = 503) -> None:
+        """Answer the next ``times`` requests under Idempotency-Key ``key`` with ``status``."""
+        with self._lock:
+            self._key_failures.setdefault(key, []).extend([status] * times)
 
     def hang_next(self, times: int, seconds: float = 30.0) -> None:
         """Read the next ``times`` requests and answer nothing for ``seconds``, then hang up."""
@@ -113,6 +119,8 @@ class RegulatorReceiver(JSONServer):
         with self._lock:
             hang = self._hangs.pop(0) if self._hangs else None
             failure = self._failures.pop(0) if not hang and self._failures else None
+            if not hang and not failure and self._key_failures.get(key):
+                failure = (self._key_failures[key].pop(0), {})
         if hang is not None:
             self.stopping.wait(hang)
             self._record(key, headers, None, 0, None)

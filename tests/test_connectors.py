@@ -27,6 +27,7 @@ from safeeye.config import Settings
 from safeeye.takedown.connectors import connector_named
 from safeeye.takedown.connectors.api import (
     ApiConnector,
+    acks_from,
     published_key,
     signed_message,
 )
@@ -239,6 +240,22 @@ def test_a_batch_above_the_maximum_goes_in_parts_with_keys_from_the_batch_key(
     assert result.detail["requests"] == 3
 
 
+def test_a_batch_that_failed_in_a_later_part_is_repeated_whole_and_earlier_parts_are_duplicates(
+    app_with: Callable[..., SafeEye], receiver: RegulatorReceiver
+) -> None:
+    connector = api_connector(app_with(api_max_items=2))
+    notices = [outgoing(i) for i in range(1, 6)]
+    receiver.fail_key("batch-0017.part2of3", connector.tries)
+
+    with pytest.raises(ConnectorError) as raised:
+        connector.send("batch-0017", at(receiver.url), notices)
+    again = connector.send("batch-0017", at(receiver.url), notices)
+
+    assert raised.value.retryable
+    assert [a.status for a in again.acks] == ["duplicate"] * 2 + ["accepted"] * 3
+    assert len(receiver.items) == 5
+
+
 def test_a_busy_recipient_is_retried_with_backoff_honouring_retry_after(
     base_app: SafeEye, receiver: RegulatorReceiver
 ) -> None:
@@ -329,6 +346,17 @@ def test_a_rejected_item_is_acknowledged_rejected_with_the_reason(
     assert [(a.status, a.message) for a in result.acks] == [
         ("accepted", None),
         ("rejected", "국외 사이트: 접속차단 대상"),
+    ]
+
+
+def test_an_item_the_answer_does_not_acknowledge_counts_as_rejected() -> None:
+    answer = {"batch": "b", "items": [{"ref": outgoing(1).idempotency_key, "status": "accepted"}]}
+
+    acks = acks_from(answer, [outgoing(1), outgoing(2)])
+
+    assert [(a.status, a.message) for a in acks] == [
+        ("accepted", None),
+        ("rejected", "not acknowledged by the recipient"),
     ]
 
 

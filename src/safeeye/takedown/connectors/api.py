@@ -169,7 +169,8 @@ class ApiConnector(Connector):
     derive from the batch key. Notices are put in ``notice_id`` order first, so a repeat splits
     the same way. Each request carries the key as ``Idempotency-Key``: the recipient answers a
     repeated key, or an item reference it already has, with ``duplicate``; a repeat is
-    therefore harmless. Busy or unreachable recipients are retried here a few times with
+    therefore harmless (a send that failed in a later part repeats the earlier parts, which
+    come back ``duplicate``). Busy or unreachable recipients are retried here a few times with
     backoff (``Retry-After`` honoured), then ``ConnectorError(retryable=True)``; a refusal
     (4xx) raises at once with ``retryable=False``.
     """
@@ -260,8 +261,8 @@ class ApiConnector(Connector):
             target = urljoin(url, response.headers.get("location", ""))
             if response.status_code not in (307, 308) or _origin(target) != origin:
                 raise ConnectorError(
-                    f"the recipient's system redirected the batch (HTTP {response.status_code}) "
-                    "elsewhere; safeeye only follows a 307/308 to the same host",
+                    f"the recipient's system redirected the batch (HTTP {response.status_code}); "
+                    "safeeye only follows a 307/308 to the same host",
                     retryable=False,
                     code="redirect",
                 )
