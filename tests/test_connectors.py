@@ -4,6 +4,7 @@ a StopNCII-like endpoint, and the export files read back with standard readers."
 from __future__ import annotations
 
 import base64
+import csv
 import email.policy
 import hashlib
 import socket
@@ -18,6 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from conftest import make_app, make_settings
 from local_https import ServerTLS, make_tls
@@ -373,12 +379,12 @@ def test_the_receiver_refuses_a_request_whose_signature_does_not_verify(
         stale = client.post(
             receiver.url, content=body, headers={**good, "X-Safeeye-Timestamp": stamp}
         )
+        signed = client.post(receiver.url, content=body, headers=good)
 
     assert [forged.status_code, changed.status_code, stale.status_code] == [401, 401, 401]
+    assert signed.status_code == 422  # the signature holds; the body is no batch
     public = base64.b64decode(published_key(base_app).public_key)
     signature = base64.b64decode(good["X-Safeeye-Signature"])
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     Ed25519PublicKey.from_public_bytes(public).verify(
         signature, signed_message(good["X-Safeeye-Timestamp"], body)
     )
@@ -489,8 +495,6 @@ class Mailbox:
     def authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
     ) -> Any:
-        from aiosmtpd.smtp import AuthResult
-
         self.logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.password == b"s3cret", handled=False)
 
@@ -510,8 +514,6 @@ def _free_port() -> int:
 @contextmanager
 def smtp_server(tls: ServerTLS | None = None) -> Iterator[tuple[Mailbox, int]]:
     """An SMTP server on 127.0.0.1 (with ``tls``: STARTTLS and a login required)."""
-    from aiosmtpd.controller import Controller
-
     mailbox = Mailbox()
     port = _free_port()
     options: dict[str, Any] = {}
@@ -829,11 +831,6 @@ def _missing(fields: list[str], text: str) -> list[str]:
 def test_exports_hold_every_field_and_open_with_standard_readers_korean_included(
     app_with: Callable[..., SafeEye], tmp_path: Path
 ) -> None:
-    import csv
-
-    from openpyxl import load_workbook
-    from pypdf import PdfReader
-
     app = app_with(export_dir=tmp_path / "exports")
     notices = [outgoing(i, EXPORTS) for i in (3, 1, 2)]
 
@@ -894,8 +891,6 @@ def test_a_repeated_export_rewrites_the_same_files(
 def test_exported_data_never_becomes_a_spreadsheet_formula(
     app_with: Callable[..., SafeEye], tmp_path: Path
 ) -> None:
-    from openpyxl import load_workbook
-
     app = app_with(export_dir=tmp_path / "exports")
     notice = outgoing(1, EXPORTS)
     formula = '=HYPERLINK("https://attacker.example","열기")'
