@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fpdf import FPDF
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
@@ -187,14 +188,24 @@ def pdf_bytes(lines: Sequence[tuple[str, str, str]], font_file: Path | None) -> 
                 pdf.multi_cell(0, 7, value, align="L", new_x="LMARGIN", new_y="NEXT")
                 pdf.set_font_size(9)
             elif style == "field":
-                pdf.multi_cell(42, 5, label, align="L", new_x="RIGHT", new_y="TOP")
-                pdf.multi_cell(0, 5, value or "-", align="L", new_x="LMARGIN", new_y="NEXT")
+                pdf.cell(42, 5, label, new_x="RIGHT", new_y="TOP")
+                _paragraph(pdf, 5, value or "-")
             else:
                 pdf.multi_cell(0, 5, label, align="L", new_x="LMARGIN", new_y="NEXT")
                 pdf.set_font_size(8)
-                pdf.multi_cell(0, 4, value, align="L", new_x="LMARGIN", new_y="NEXT")
+                for paragraph in value.split("\n"):
+                    _paragraph(pdf, 4, paragraph)
                 pdf.set_font_size(9)
         return bytes(pdf.output())
+
+
+def _paragraph(pdf: FPDF, height: float, text: str) -> None:
+    """``text`` from the current position to the right margin, wrapped when it does not fit
+    (a line that fits skips fpdf2's slow line breaking)."""
+    if "\n" not in text and pdf.get_string_width(text) < pdf.w - pdf.r_margin - pdf.get_x():
+        pdf.cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.multi_cell(0, height, text, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def file_stem(key: str) -> str:
