@@ -833,6 +833,8 @@ def test_exports_hold_every_field_and_open_with_standard_readers_korean_included
 ) -> None:
     app = app_with(export_dir=tmp_path / "exports")
     notices = [outgoing(i, EXPORTS) for i in (3, 1, 2)]
+    long_url = "https://cdn.example/" + "a1b2c3d4/" * 30 + "clip.mp4?token=" + "x" * 80
+    notices[0] = replace(notices[0], facts=replace(notices[0].facts, urls=(long_url,)))
 
     result = connector_named("export")(app).send("B-export-1", EXPORTS, notices)
 
