@@ -5,28 +5,22 @@ from __future__ import annotations
 
 import base64
 import csv
-import email.policy
 import hashlib
-import socket
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from conftest import make_app, make_settings
 from local_https import ServerTLS, make_tls
+from local_smtp import Mailbox, free_port, smtp_server
 from regulator_receiver import REQUEST_SCHEMA, RegulatorReceiver, validator
 from safeeye.app import SafeEye
 from safeeye.config import Settings
@@ -472,66 +466,6 @@ def required_fields(notice: OutgoingNotice) -> list[str]:
     ]
 
 
-class Mailbox:
-    """The local SMTP server's handler: what arrived, and how it answers."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-        self.rcpt_answer = ""  # e.g. "550 no such user"; empty: accept
-        self.logins: list[tuple[bytes, bytes]] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_answer:
-            return self.rcpt_answer
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-    ) -> Any:
-        self.logins.append((auth_data.login, auth_data.password))
-        return AuthResult(success=auth_data.password == b"s3cret", handled=False)
-
-    def messages(self) -> list[EmailMessage]:
-        return [
-            message_from_bytes(envelope.original_content, policy=email.policy.default)  # type: ignore[misc]
-            for envelope in self.envelopes
-        ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def smtp_server(tls: ServerTLS | None = None) -> Iterator[tuple[Mailbox, int]]:
-    """An SMTP server on 127.0.0.1 (with ``tls``: STARTTLS and a login required)."""
-    mailbox = Mailbox()
-    port = _free_port()
-    options: dict[str, Any] = {}
-    if tls is not None:
-        options = {
-            "tls_context": tls.server_context(),
-            "require_starttls": True,
-            "authenticator": mailbox.authenticate,
-            "auth_required": True,
-        }
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def mail(app_with: Callable[..., SafeEye]) -> Iterator[tuple[Mailbox, SafeEye]]:
     with smtp_server() as (mailbox, port):
@@ -681,7 +615,7 @@ def test_a_refused_recipient_is_final_and_a_temporary_refusal_is_retryable(
 
 
 def test_an_smtp_server_that_is_down_is_retryable(app_with: Callable[..., SafeEye]) -> None:
-    app = app_with(smtp_port=_free_port())
+    app = app_with(smtp_port=free_port())
 
     with pytest.raises(ConnectorError) as raised:
         connector_named("email")(app).send("batch-m11", PLATFORM, [outgoing(13)])

@@ -34,7 +34,9 @@ from safeeye.work import Role, Work
 
 log = logging.getLogger(__name__)
 
-CONNECTOR_NAMES = ("api", "email", "stopncii", "export")
+CONNECTOR_NAMES = ("api", "email", "email-digest", "stopncii", "export")
+#: Connectors that reach their recipient at an e-mail address.
+EMAIL_CONNECTORS = frozenset({"email", "email-digest"})
 ORIGINS = ("default", "admin", "rdap")
 #: Hosts an ``http://`` address may name (a test's local receiver); anything else is https.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -157,15 +159,16 @@ def web_address(value: str) -> str:
 
 
 def check_address(connector: str, address: str | None) -> str | None:
-    """The address a connector reaches a recipient at: an e-mail for ``email`` (required), an
-    https URL for the others (the regulator's endpoint may be set later)."""
+    """The address a connector reaches a recipient at: an e-mail for ``email`` and
+    ``email-digest`` (required), an https URL for the others (the regulator's endpoint may be
+    set later)."""
     if connector not in CONNECTOR_NAMES:
         raise ValidationError(f"connector must be one of {', '.join(CONNECTOR_NAMES)}")
     if address is None or not str(address).strip():
-        if connector == "email":
+        if connector in EMAIL_CONNECTORS:
             raise ValidationError("an email recipient needs an e-mail address")
         return None
-    return email_address(address) if connector == "email" else web_address(address)
+    return email_address(address) if connector in EMAIL_CONNECTORS else web_address(address)
 
 
 def languages_of(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
