@@ -74,6 +74,7 @@ class RegulatorReceiver(JSONServer):
         self._answers: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> first answer
         self._failures: list[tuple[int, dict[str, str]]] = []
         self._hangs: list[float] = []
+        self._late: list[float] = []
         self._key_failures: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self._requests_schema = validator(REQUEST_SCHEMA)
@@ -101,6 +102,12 @@ class RegulatorReceiver(JSONServer):
         """Read the next ``times`` requests and answer nothing for ``seconds``, then hang up."""
         with self._lock:
             self._hangs.extend([seconds] * times)
+
+    def answer_late(self, times: int, seconds: float) -> None:
+        """Take in the next ``times`` requests (recorded, acknowledged) but wait ``seconds``
+        before answering: the sender may die before it hears the answer."""
+        with self._lock:
+            self._late.extend([seconds] * times)
 
     # -- what it received ----------------------------------------------------------------------
 
@@ -148,7 +155,12 @@ class RegulatorReceiver(JSONServer):
             return self._record(key, headers, payload, 400, answer)
         answer = self._acknowledge(key, payload)
         self._response_schema.validate(answer)
-        return self._record(key, headers, payload, 200, answer)
+        reply = self._record(key, headers, payload, 200, answer)
+        with self._lock:
+            late = self._late.pop(0) if self._late else None
+        if late is not None:
+            self.stopping.wait(late)
+        return reply
 
     def _signature_problem(self, headers: dict[str, str], body: bytes) -> str | None:
         timestamp = headers.get("x-safeeye-timestamp", "")

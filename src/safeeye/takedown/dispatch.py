@@ -332,6 +332,8 @@ def _facts(data: dict[str, Any]) -> NoticeFacts:
     evidence = data.get("evidence")
     known = {f for f in NoticeFacts.__dataclass_fields__}
     values = {k: v for k, v in data.items() if k in known}
+    info_fields = RecipientInfo.__dataclass_fields__
+    recipient = {k: v for k, v in recipient.items() if k in info_fields}
     values.update(
         recipient=RecipientInfo(
             **{

@@ -172,7 +172,7 @@ def _draft(
     same_media = _first_notice(session, case.id, media.id)
     earlier = same_media or _first_notice(session, case.id, None)
     facts = NoticeFacts(
-        recipient=recipient,
+        recipient=plain_recipient(recipient),
         category=category,
         urls=tuple(dict.fromkeys(u for u in (sighting.location, sighting.final_url) if u)),
         page_url=sighting.page_url,
@@ -231,6 +231,12 @@ def _draft(
         private={"case": case.code, "sighting": sighting.id},
     )
     return notice
+
+
+def plain_recipient(recipient: RecipientInfo) -> RecipientInfo:
+    """Just what a notice says of its recipient (a directory entry carries more)."""
+    names = RecipientInfo.__dataclass_fields__
+    return RecipientInfo(**{name: getattr(recipient, name) for name in names})
 
 
 def group_into_batches(work: Work, notices: list[Notice]) -> list[int]:
