@@ -1,11 +1,12 @@
 """After a notice is sent: rechecks until the content is gone, reminders, escalation up the
 ladder, recipients' answers, and the re-upload watch.
 
-A sent notice's URL is fetched again every ``recheck_hours``: gone (404/410) or showing other
-content is a verified removal, recorded with the time; still there and unanswered, the notice
-is sent again every ``resend_hours`` until its deadline, then escalated to the next recipient of
-the ladder (platform, then hosting network and registrar, then the regulator), which gets a
-notice of its own citing the one that was not acted on. Each check is kept (``Recheck``).
+A sent notice's URL is fetched again every ``recheck_hours``: gone (404/410/451), showing
+other content, or no longer shown by its page is a verified removal, recorded with the time;
+still there and unanswered, the notice is sent again every ``resend_hours`` until its
+deadline, then escalated to the next recipient of the ladder (platform, then hosting network
+and registrar, then the regulator), which gets a notice of its own citing the one that was not
+acted on. Each check is kept (``Recheck``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from safeeye.db.states import MatchStatus, NoticeStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import FetchError, NotFoundError, ValidationError, error_text
 from safeeye.ingest.fetcher import FetchStatusError
+from safeeye.ingest.links import charset_of, extract_links
+from safeeye.ingest.urls import normalize_url
 from safeeye.takedown.dispatch import _facts, recipient_info
 from safeeye.takedown.drafting import (
     _draft,
@@ -56,12 +59,14 @@ OPEN = (
     NoticeStatus.ESCALATED,
 )
 GONE_STATUSES = frozenset({404, 410, 451})
+#: What a recheck finds that counts as a verified removal.
+REMOVED_RESULTS = frozenset({"removed", "changed", "unlinked"})
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
     notice_id: int
-    result: str  # present | removed | changed | unreachable
+    result: str  # present | removed | changed | unlinked | unreachable
     action: str  # none | removed | resent | escalated | overdue
     new_notice_id: int | None = None
 
@@ -79,8 +84,9 @@ def recheck_notice(ctx: TaskContext, notice_ids: list[int]) -> Results:
                 continue
             sighting = session.get(Sighting, notice.sighting_id)
             assert sighting is not None
-            url, sha256 = sighting.final_url or sighting.location, sighting.sha256
-        result, status, found, detail = _look(ctx, url, sha256)
+            place = Place(sighting.location, sighting.final_url, sighting.page_url)
+            sha256 = sighting.sha256
+        result, status, found, detail = _look(ctx, place, sha256)
         try:
             with ctx.app.work(ctx.actor) as work:
                 results[notice_id] = _act(work, notice_id, result, status, found, detail)
@@ -94,20 +100,72 @@ def recheck_notice(ctx: TaskContext, notice_ids: list[int]) -> Results:
     return results
 
 
-def _look(ctx: TaskContext, url: str, sha256: str) -> tuple[str, int | None, str | None, str]:
-    """What the URL shows now: (result, HTTP status, content SHA-256, detail)."""
+@dataclass(frozen=True)
+class Place:
+    """Where a sighting was: the media's URL (and where it led), and the page showing it."""
+
+    location: str
+    final_url: str | None
+    page_url: str | None
+
+    @property
+    def media_urls(self) -> set[str]:
+        return {u for u in (self.location, self.final_url) if u}
+
+
+def _look(ctx: TaskContext, place: Place, sha256: str) -> tuple[str, int | None, str | None, str]:
+    """What the place shows now: (result, HTTP status, content SHA-256, detail). The file gone
+    (404, 410, 451) or other content at its URL is a removal; so is a page that no longer shows
+    it (the page gone, or the file no longer linked from it)."""
+    url = place.final_url or place.location
     try:
         fetched = ctx.fetcher.fetch(url, want="any", obey_robots=False)
     except FetchStatusError as exc:
         if exc.status in GONE_STATUSES:
             return "removed", exc.status, None, f"HTTP {exc.status}"
-        return "unreachable", exc.status, None, exc.as_text()
+        media: tuple[str, int | None, str | None, str] = (
+            "unreachable",
+            exc.status,
+            None,
+            exc.as_text(),
+        )
     except FetchError as exc:
-        return "unreachable", None, None, exc.as_text()
+        media = ("unreachable", None, None, exc.as_text())
+    else:
+        with fetched:
+            if fetched.sha256 != sha256:
+                return "changed", fetched.status, fetched.sha256, "other content at the URL"
+            media = ("present", fetched.status, fetched.sha256, "the same content")
+    page = _page_shows(ctx, place)
+    if page is not None and not page[0]:
+        return "unlinked", media[1], media[2], page[1]
+    return media
+
+
+def _page_shows(ctx: TaskContext, place: Place) -> tuple[bool, str] | None:
+    """Whether the sighting's page still shows the file, and why; None when there is no page
+    to look at or it cannot be read now (that decides nothing)."""
+    if not place.page_url or place.page_url in place.media_urls:
+        return None
+    try:
+        fetched = ctx.fetcher.fetch(place.page_url, want="page", obey_robots=False)
+    except FetchStatusError as exc:
+        if exc.status in GONE_STATUSES:
+            return False, f"the page is gone (HTTP {exc.status})"
+        return None
+    except FetchError:
+        return None
     with fetched:
-        if fetched.sha256 == sha256:
-            return "present", fetched.status, fetched.sha256, "the same content"
-        return "changed", fetched.status, fetched.sha256, "other content at the URL"
+        if fetched.path is None:
+            return None
+        links = extract_links(
+            fetched.read_bytes(), fetched.final_url, charset_of(fetched.content_type)
+        )
+    linked = {link.url for link in links.media}
+    wanted = {normalize_url(u) or u for u in place.media_urls}
+    if linked & wanted:
+        return True, "the page still shows the file"
+    return False, "the page no longer shows the file"
 
 
 def _act(
@@ -128,7 +186,7 @@ def _act(
         )
     )
     work.audit("notice.rechecked", "notice", notice.id, {"result": result, "http": status})
-    if result in ("removed", "changed"):
+    if result in REMOVED_RESULTS:
         for same in _same_sighting(session, notice):
             move(same, NoticeStatus.REMOVED)
             same.removed_at, same.next_check_at = now, None
