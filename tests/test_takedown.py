@@ -6,7 +6,9 @@ reported again citing the first notice."""
 
 from __future__ import annotations
 
+import csv
 import email.policy
+import io
 import json
 import os
 import signal
@@ -22,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from conftest import FACES, TESTER, act, make_app, make_settings
 from hostile_server import HostileServer, status
 from local_https import ServerTLS, make_tls
 from local_smtp import Mailbox, smtp_server
 from regulator_receiver import RegulatorReceiver
+from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
 from safeeye.db.models import Match, Notice, Recheck, Sighting
@@ -80,14 +85,18 @@ def _serve(site: HostileServer, page: str, image: str) -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path, detectors: Detectors) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, tmp_path: Path, detectors: Detectors) -> Iterator[World]:
     """Case TD-1 registered with one face; a gallery page showing another photo of him; the
     directory with the regulator's link at the local receiver and the local network's abuse
-    desk (Japanese first), which escalates to its upstream's desk."""
+    desk (Japanese first), which escalates to its upstream's desk. On SQLite, or on the
+    database a test names (``indirect`` parameter)."""
+    database = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("postgres_schema") if database == "postgres" else None
     tls = make_tls(tmp_path / "tls")
     with HostileServer() as site, smtp_server() as (mailbox, port):
         _serve(site, "/gallery/one.html", "/img/a.jpg")
-        app = make_app(_settings(tmp_path / "data", site, tls, port), detectors)
+        settings = _settings(tmp_path / "data", site, tls, port, database_url=url)
+        app = make_app(settings, detectors)
         with RegulatorReceiver(published_key(app).public_key, tls) as receiver:
             act(app, update_recipient, "kcsc", address=receiver.url)
             act(
@@ -184,6 +193,7 @@ def _text_parts(message: EmailMessage) -> list[tuple[str | None, str]]:
     ]
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_a_confirmed_match_goes_out_signed_to_the_regulator_and_by_mail_in_the_desks_language(
     world: World,
 ) -> None:
@@ -472,3 +482,62 @@ def test_a_dispatcher_killed_mid_batch_neither_loses_nor_repeats_a_notice(
             assert len(set(ids)) == COPIES
             assert len(ids) - len(set(ids)) <= 1
         app.close()
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def _cli(app: SafeEye, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setitem(cli._state, "app", app)
+    result = CliRunner().invoke(cli.app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_the_commands_take_a_match_from_review_to_a_verified_removal_and_its_report(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app = world.app
+    (pending,) = _cli(app, monkeypatch, "review", "list")
+    match_id = str(pending["match_id"])
+    _cli(app, monkeypatch, "review", "confirm", match_id, "--category", "synthetic")
+    drafted = _cli(app, monkeypatch, "notices", "draft", "--case", "TD-1")
+    assert {n["recipient"] for n in drafted["notices"]} == {"kcsc", "local-host"}
+    assert all(n["category"] == "synthetic" for n in drafted["notices"])
+    batches = _cli(app, monkeypatch, "notices", "batches", "--status", "draft")
+    assert {b["id"] for b in batches} == set(drafted["batches"])
+    send = ["notices", "send"] + [f"--batch={b}" for b in drafted["batches"]]
+    sent = _cli(app, monkeypatch, *send)
+    assert {int(k) for k in sent["batches"]} == set(drafted["batches"])
+    listed = _cli(app, monkeypatch, "notices", "list", "--status", "sent")
+    assert len(listed) == 2 and len(world.receiver.accepted) == 1
+    assert len(world.mailbox.envelopes) == 1
+
+    desk = next(n for n in listed if n["recipient"] == "local-host")
+    _cli(app, monkeypatch, "notices", "answer", str(desk["id"]), "--kind", "acknowledged")
+    world.site.route("/img/a.jpg", status(410))
+    with app.db.session() as session:  # the check is due
+        for notice in session.execute(select(Notice)).scalars():
+            notice.next_check_at = utcnow() - timedelta(seconds=1)
+        session.commit()
+    checks = _cli(app, monkeypatch, "recheck", "--once")["rechecks"]
+    assert {(c["result"], c["action"]) for c in checks} == {("removed", "removed")}
+    story = _cli(app, monkeypatch, "notices", "status", str(desk["id"]))
+    assert story["notice"]["status"] == "removed" and story["notice"]["removed_at"]
+    assert [a["kind"] for a in story["answers"]] == ["acknowledged"]
+    assert [c["result"] for c in story["rechecks"]] == ["removed"]
+    assert _cli(app, monkeypatch, "notices", "overdue") == []
+
+    csv_file, pdf_file = tmp_path / "times.csv", tmp_path / "times.pdf"
+    figures = _cli(
+        app, monkeypatch, "report", "removal-times", "--csv", str(csv_file), "--pdf", str(pdf_file)
+    )
+    by_recipient = {f["recipient"]: f for f in figures}
+    assert by_recipient["kcsc"]["notices"] == 1 and by_recipient["kcsc"]["removed_share"] == 1.0
+    assert by_recipient["local-host"]["median_hours_to_removal"] is not None
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text(encoding="utf-8-sig"))))
+    assert {r["recipient"] for r in rows} == {"kcsc", "local-host"}
+    assert {"notices", "removed", "removed_share"} <= set(rows[0])
+    text = "".join(page.extract_text() for page in PdfReader(pdf_file).pages)
+    assert "삭제 요청 처리 현황" in text and "방송통신심의위원회" in text  # Korean, embedded
+    assert "Local hosting network" in text
