@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from safeeye.takedown.drafting import draft_notices
 from safeeye.takedown.follow_up import overdue_notices, unreported_matches
 from safeeye.takedown.recipients import add_recipient, update_recipient
 from safeeye.tasks.runner import InProcessRunner
-from safeeye.tasks.scheduler import Scheduler
+from safeeye.tasks.scheduler import follow_up_in_process
 
 FACE = FACES / "obama2.jpg"
 PAGE = '<html><head><title>gallery</title></head><body><img src="{src}"></body></html>'
@@ -347,12 +348,16 @@ def test_a_reupload_under_another_url_gets_a_new_notice_citing_the_first(
             _scan(app, site.url("/board/two.html"))
             with app.db.session(read_only=True) as session:
                 assert unreported_matches(session) == _matches(app)
-            runner = InProcessRunner(app, TESTER)
+            stop = threading.Event()  # the follow-up `safeeye discover` runs beside it
+            follow_up = threading.Thread(target=follow_up_in_process, args=(app, TESTER, stop))
+            follow_up.start()
             try:
-                Scheduler(app, runner).tick()  # the re-upload watch
-                runner.drain()
+                deadline = time.monotonic() + 30
+                while len(receiver.accepted) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.05)
             finally:
-                runner.close()
+                stop.set()
+                follow_up.join()
 
             second = _notices(app)[-1]
             assert second.id != first.id and second.cites_id == first.id

@@ -612,15 +612,26 @@ def sightings_list(
 @app.command("discover")
 def discover(
     once: Annotated[bool, typer.Option("--once", help="Visit what is due now, then stop.")] = False,
+    follow_up: Annotated[
+        bool,
+        typer.Option(
+            "--follow-up/--no-follow-up",
+            help="While watching, also send approved batches, recheck sent notices and report "
+            "re-uploads (leave it to Celery workers where they run).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Visit every due source, fetch new media, scan and match it; keeps running unless --once."""
+    """Visit every due source, fetch new media, scan and match it; keeps running unless --once,
+    and meanwhile follows up on deletion requests."""
     import signal
     import threading
 
     from safeeye.ingest.monitor import Monitor
+    from safeeye.tasks.scheduler import follow_up_in_process
 
-    monitor = Monitor(_app(), actor=_actor())
+    safe = _app()
+    monitor = Monitor(safe, actor=_actor())
     try:
         if once:
             _print_visits(monitor.run_once(), as_json)
@@ -628,6 +639,13 @@ def discover(
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        if follow_up:
+            threading.Thread(
+                target=follow_up_in_process,
+                args=(safe, _actor(), stop),
+                name="follow-up",
+                daemon=True,
+            ).start()
         if not as_json:
             console.print("watching sources; Ctrl-C stops")
 

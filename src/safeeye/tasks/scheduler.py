@@ -33,6 +33,9 @@ NAME = "scheduler"
 SWEEP_LIMIT = 500
 #: Tasks whose rows carry no queue mark: the scheduler remembers what it handed over.
 REMEMBERED = frozenset({"visit_source", "compose_notices"})
+#: The takedown tasks: what a process that discovers by itself (``safeeye discover``) still
+#: needs a scheduler for.
+TAKEDOWN_TASKS = frozenset({"compose_notices", "dispatch_batch", "recheck_notice"})
 
 
 class Scheduler:
@@ -45,10 +48,14 @@ class Scheduler:
         *,
         interval: float = 2.0,
         lease: timedelta | None = None,
+        tasks: frozenset[str] | None = None,
     ) -> None:
         self.app = app
         self.runner = runner
         self.interval = interval
+        #: Only these tasks are scheduled (None: all), under a lease of their own.
+        self.tasks = tasks
+        self.name = NAME if tasks is None else f"{NAME}:{','.join(sorted(tasks))}"[:64]
         #: How soon another process takes over when this one stops (or dies).
         self.lease = lease or timedelta(seconds=min(30.0, app.settings.task_lease_seconds))
         self.owner = worker_token()
@@ -65,7 +72,7 @@ class Scheduler:
             taken = session.execute(
                 update(NamedLease)
                 .where(
-                    NamedLease.name == NAME,
+                    NamedLease.name == self.name,
                     or_(
                         NamedLease.owner == self.owner,
                         NamedLease.until.is_(None),
@@ -77,11 +84,11 @@ class Scheduler:
             )
             if taken.rowcount == 1:
                 return True
-            if session.get(NamedLease, NAME) is not None:
+            if session.get(NamedLease, self.name) is not None:
                 return False
         try:
             with self.app.db.session() as session:
-                session.add(NamedLease(name=NAME, owner=self.owner, until=now + self.lease))
+                session.add(NamedLease(name=self.name, owner=self.owner, until=now + self.lease))
             return True
         except DBIntegrityError:  # another process created it first
             return False
@@ -92,7 +99,7 @@ class Scheduler:
             with self.app.db.session() as session:
                 session.execute(
                     update(NamedLease)
-                    .where(NamedLease.name == NAME, NamedLease.owner == self.owner)
+                    .where(NamedLease.name == self.name, NamedLease.owner == self.owner)
                     .values(owner=None, until=None)
                     .execution_options(synchronize_session=False)
                 )
@@ -146,6 +153,8 @@ class Scheduler:
                 ).scalars()
             )
             due.update(self._takedown(session, now, lost))
+        if self.tasks is not None:
+            due = {task: ids if task in self.tasks else [] for task, ids in due.items()}
         with self.app.db.session() as session:  # handed to the queue again now
             swept = (
                 (Media, "scan_media"),
@@ -228,6 +237,28 @@ class Scheduler:
                 log.error("scheduler tick failed: %s", type(exc).__name__)
             stop.wait(self.interval)
         self.release()
+
+
+def follow_up_in_process(app: SafeEye, actor: Any, stop: threading.Event) -> None:
+    """Run the takedown tasks in this process until ``stop`` is set: notices for re-uploads,
+    approved batches, rechecks (what ``safeeye discover`` needs without Celery workers)."""
+    from safeeye.tasks.runner import InProcessRunner
+
+    runner = InProcessRunner(app, actor)
+    scheduler = Scheduler(app, runner, tasks=TAKEDOWN_TASKS)
+    try:
+        while not stop.is_set():
+            try:
+                if scheduler.tick():
+                    runner.drain()
+            except SQLAlchemyError as exc:
+                log.warning("follow-up cannot reach the database: %s", type(exc).__name__)
+            except Exception as exc:  # a bug must not stop the follow-up for good
+                log.error("follow-up round failed: %s", type(exc).__name__)
+            stop.wait(scheduler.interval)
+    finally:
+        scheduler.release()
+        runner.close()
 
 
 def _stranded(model: type[TaskRow], now: datetime, lost: datetime) -> Any:
