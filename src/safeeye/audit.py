@@ -197,13 +197,7 @@ class AuditLog:
         The head row is locked first, so concurrent writers on PostgreSQL serialise and the
         chain never forks; SQLite serialises writers by itself.
         """
-        head = session.execute(
-            select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = AuditHead(id=1, last_id=0, last_hash=GENESIS, count=0, mac="")
-            session.add(head)
-            session.flush()
+        head = _locked_head(session)
         event_id = head.last_id + 1
         at = utcnow()
         oid = None if object_id is None else str(object_id)
@@ -228,7 +222,6 @@ class AuditLog:
         session.add(event)
         head.last_id, head.last_hash, head.count = event_id, digest, head.count + 1
         head.mac = self._head_mac(head.last_id, head.last_hash, head.count)
-        session.flush()
         self._checkpoint_after_commit(session, head, action in WITNESS_AT_ONCE)
         return event
 
@@ -481,3 +474,24 @@ def export_checkpoint(work: Work) -> Checkpoint:
     made = work.app.audit.checkpoint(work.session)
     work.audit("audit.checkpoint", "audit", made.seq)
     return made
+
+
+def _locked_head(session: Session) -> AuditHead:
+    """The chain's head row, locked for this transaction (selected once per transaction: many
+    events appended in one unit of work cost one lock and are inserted together)."""
+    transaction = session.get_transaction()
+    held = session.info.get(_HEAD_KEY)
+    if held is not None and transaction is not None and held[0] is transaction:
+        return held[1]
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, last_id=0, last_hash=GENESIS, count=0, mac="")
+        session.add(head)
+        session.flush()
+    session.info[_HEAD_KEY] = (session.get_transaction(), head)
+    return head
+
+
+_HEAD_KEY = "safeeye.audit_head"

@@ -226,7 +226,16 @@ def remove_allowed(work: Work, code: str, place_id: int) -> None:
 def allowed_for(work: Work, case: Case, *urls: str | None) -> bool:
     """Whether any of ``urls`` (a sighting's location, final URL, page) is one of the case's
     own places."""
-    places = [(PlaceKind(row.kind), pattern) for row, pattern in _places(work, work.session, case)]
+    return among(own_places(work, case), *urls)
+
+
+def own_places(work: Work, case: Case) -> list[tuple[PlaceKind, str]]:
+    """The case's own places, opened (for many checks with ``among``)."""
+    return [(PlaceKind(row.kind), pattern) for row, pattern in _places(work, work.session, case)]
+
+
+def among(places: list[tuple[PlaceKind, str]], *urls: str | None) -> bool:
+    """Whether any of ``urls`` is one of ``places``."""
     return any(_matches(kind, pattern, url) for url in urls if url for kind, pattern in places)
 
 

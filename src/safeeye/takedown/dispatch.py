@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from safeeye.db.models import Batch, Case, Notice, OutboxItem, Recipient
-from safeeye.db.states import BatchStatus, NoticeStatus, OutboxStatus, move
+from safeeye.db.states import BatchStatus, NoticeStatus, OutboxStatus, allowed, move
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, NotFoundError, error_text
 from safeeye.takedown.connectors import connector_named
@@ -83,11 +84,18 @@ def approve_batch(work: Work, batch_id: int) -> BatchSummary:
     if batch.status != BatchStatus.APPROVED:
         move(batch, BatchStatus.APPROVED)
         batch.approved_at, batch.approved_by = utcnow(), work.actor.name
-        for notice in _notices(work, batch.id):
-            if notice.status == NoticeStatus.DRAFT:
-                move(notice, NoticeStatus.APPROVED)
-                notice.approved_at, notice.approved_by = batch.approved_at, work.actor.name
-        work.audit("batch.approved", "batch", batch.id, {"notices": len(_notices(work, batch.id))})
+        assert allowed(NoticeStatus.DRAFT, NoticeStatus.APPROVED)
+        approved = work.session.execute(
+            update(Notice)
+            .where(Notice.batch_id == batch.id, Notice.status == NoticeStatus.DRAFT)
+            .values(
+                status=NoticeStatus.APPROVED,
+                approved_at=batch.approved_at,
+                approved_by=work.actor.name,
+            )
+            .execution_options(synchronize_session="fetch")
+        ).rowcount
+        work.audit("batch.approved", "batch", batch.id, {"notices": approved})
     return summarize_batch(work, batch)
 
 
@@ -108,7 +116,7 @@ def summarize_batch(work: Work, batch: Batch) -> BatchSummary:
         recipient=recipient.key,
         connector=batch.connector,
         status=batch.status,
-        notices=len(_notices(work, batch.id)),
+        notices=_count(work, batch.id),
         created_at=batch.created_at.isoformat(),
         sent_at=batch.sent_at.isoformat() if batch.sent_at else None,
     )
@@ -134,11 +142,17 @@ def _fill_outbox(work: Work, batch: Batch) -> None:
     session = work.session
     if session.execute(select(OutboxItem.id).where(OutboxItem.batch_id == batch.id)).first():
         return
-    notices = [n for n in _notices(work, batch.id) if n.status == NoticeStatus.APPROVED]
+    notices = list(
+        session.scalars(
+            select(Notice.id)
+            .where(Notice.batch_id == batch.id, Notice.status == NoticeStatus.APPROVED)
+            .order_by(Notice.id)
+        )
+    )
     if batch.connector in PER_NOTICE:
-        units = [(f"{batch.idempotency_key}.{n.id}", [n.id]) for n in notices]
+        units = [(f"{batch.idempotency_key}.{n}", [n]) for n in notices]
     else:
-        units = [(batch.idempotency_key, [n.id for n in notices])]
+        units = [(batch.idempotency_key, notices)]
     for key, ids in units:
         session.add(
             OutboxItem(
@@ -198,10 +212,10 @@ def _send_one(
             return None
         key, notice_ids = item.idempotency_key, list(item.notice_ids)
     with app.db.session(read_only=True) as session:
-        outgoing = [_outgoing(app, session, notice_id) for notice_id in notice_ids]
+        outgoing = _outgoing(app, session, notice_ids)
     try:
         with ctx.heartbeat(OutboxItem, [item_id]):
-            result = connector.send(key, info, [o for o in outgoing if o is not None])
+            result = connector.send(key, info, outgoing)
     except ConnectorError as exc:
         return _failed_try(ctx, item_id, exc.as_text(), exc.retryable)
     except Exception as exc:  # a bug in a connector: tried again, then failed for good
@@ -211,11 +225,14 @@ def _send_one(
 
 
 def _record_sent(ctx: TaskContext, item_id: int, info: RecipientInfo, result: SendResult) -> None:
-    """The item went out: it and its notices are marked sent in one unit of work."""
+    """The item went out: it and its notices are marked sent in one unit of work (in bulk: a
+    batch may hold thousands). A notice the recipient's system rejected is marked failed."""
     now = utcnow()
     acks = {ack.notice_id: ack for ack in result.acks}
+    rejected = {i: a for i, a in acks.items() if a.status == "rejected"}
     with ctx.app.work(ctx.actor) as work:
-        item = work.session.get(OutboxItem, item_id)
+        session = work.session
+        item = session.get(OutboxItem, item_id)
         assert item is not None
         move(item, OutboxStatus.SENT)
         item.sent_at, item.error = now, None
@@ -227,31 +244,52 @@ def _record_sent(ctx: TaskContext, item_id: int, info: RecipientInfo, result: Se
             **result.detail,
         }
         release(item)
-        for notice_id in item.notice_ids:
-            notice = work.session.get(Notice, notice_id)
-            if notice is None or notice.status != NoticeStatus.APPROVED:
-                continue
-            ack = acks.get(notice_id)
-            if ack is not None and ack.status == "rejected":
-                move(notice, NoticeStatus.FAILED)
-                notice.error = (ack.message or "rejected by the recipient's system")[:2000]
-                continue
-            move(notice, NoticeStatus.SENT)
-            if notice.sent_at is None:  # the first sending starts the deadline; reminders don't
-                notice.sent_at = now
-                notice.deadline_at = now + timedelta(hours=info.deadline_hours)
-            notice.next_check_at = now + timedelta(hours=ctx.app.settings.recheck_hours)
-            work.audit(
-                "notice.sent",
-                "notice",
-                notice.id,
-                {
-                    "recipient": info.key,
-                    "connector": info.connector,
-                    "ack": ack.status if ack else None,
-                    "resend": notice.resends,
-                },
+        ids = list(item.notice_ids)
+        approved = Notice.status == NoticeStatus.APPROVED
+        assert allowed(NoticeStatus.APPROVED, NoticeStatus.FAILED)
+        for notice_id, ack in rejected.items():
+            session.execute(
+                update(Notice)
+                .where(Notice.id == notice_id, approved)
+                .values(
+                    status=NoticeStatus.FAILED,
+                    error=(ack.message or "rejected by the recipient's system")[:2000],
+                )
             )
+        assert allowed(NoticeStatus.APPROVED, NoticeStatus.SENT)
+        deadline = now + timedelta(hours=info.deadline_hours)
+        sent = 0
+        for start in range(0, len(ids), 500):
+            chunk = [i for i in ids[start : start + 500] if i not in rejected]
+            sent += session.execute(
+                update(Notice)
+                .where(Notice.id.in_(chunk), approved)
+                .values(
+                    status=NoticeStatus.SENT,
+                    # the first sending starts the deadline; reminders don't
+                    sent_at=func.coalesce(Notice.sent_at, now),
+                    deadline_at=func.coalesce(Notice.deadline_at, deadline),
+                    next_check_at=now + timedelta(hours=ctx.app.settings.recheck_hours),
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        statuses = dict.fromkeys((a.status for a in result.acks), 0)
+        for ack in result.acks:
+            statuses[ack.status] += 1
+        work.audit(
+            "notices.sent",
+            "outbox",
+            item.id,
+            {
+                "recipient": info.key,
+                "connector": info.connector,
+                "key": item.idempotency_key,
+                "sent": sent,
+                "rejected": sorted(rejected),
+                "acks": statuses,
+                "notices": ids,
+            },
+        )
 
 
 def _failed_try(ctx: TaskContext, item_id: int, error: str, retryable: bool) -> str | float:
@@ -290,7 +328,7 @@ def _settle_batch(ctx: TaskContext, batch_id: int, retry_in: float | None) -> No
                 ctx.runner.submit("dispatch_batch", batch_id, delay=retry_in)
             return
         release(batch)
-        rejected = any(n.status == NoticeStatus.FAILED for n in _notices(work, batch_id))
+        rejected = _count(work, batch_id, NoticeStatus.FAILED) > 0
         if statuses == {OutboxStatus.FAILED}:
             move(batch, BatchStatus.FAILED)
         else:
@@ -299,20 +337,38 @@ def _settle_batch(ctx: TaskContext, batch_id: int, retry_in: float | None) -> No
         work.audit("batch.dispatched", "batch", batch.id, {"status": batch.status})
 
 
-def _outgoing(app: Any, session: Any, notice_id: int) -> OutgoingNotice | None:
-    notice = session.get(Notice, notice_id)
-    if notice is None:
-        return None
-    case = session.get(Case, notice.case_id)
-    if case is None or case.wrapped_key is None:
-        return None  # purged since: nothing of it goes out
-    content = open_content(app.keys.case_key(case), notice.id, notice.content_sealed)
-    return OutgoingNotice(
-        notice_id=notice.id,
-        idempotency_key=notice.idempotency_key,
-        rendered=_rendered(content["rendered"]),
-        facts=_facts(content["facts"]),
-    )
+def _outgoing(app: Any, session: Session, notice_ids: list[int]) -> list[OutgoingNotice]:
+    """The notices as they go out, opened from their sealed content (a purged case's notices
+    are left out: nothing of them goes out)."""
+    keys: dict[int, bytes | None] = {}
+    out = []
+    for notice in _rows(session, notice_ids):
+        if notice.case_id not in keys:
+            case = session.get(Case, notice.case_id)
+            alive = case is not None and case.wrapped_key is not None
+            keys[notice.case_id] = app.keys.case_key(case) if alive else None
+        key = keys[notice.case_id]
+        if key is None:
+            continue
+        content = open_content(key, notice)
+        out.append(
+            OutgoingNotice(
+                notice_id=notice.id,
+                idempotency_key=notice.idempotency_key,
+                rendered=_rendered(content["rendered"]),
+                facts=_facts(content["facts"]),
+            )
+        )
+    return out
+
+
+def _rows(session: Session, notice_ids: list[int]) -> list[Notice]:
+    """The notices of ``notice_ids``, in that order (read in chunks)."""
+    found: dict[int, Notice] = {}
+    for start in range(0, len(notice_ids), 500):
+        chunk = notice_ids[start : start + 500]
+        found.update((n.id, n) for n in session.scalars(select(Notice).where(Notice.id.in_(chunk))))
+    return [found[i] for i in notice_ids if i in found]
 
 
 def _rendered(data: dict[str, Any]) -> RenderedNotice:
@@ -352,12 +408,12 @@ def _facts(data: dict[str, Any]) -> NoticeFacts:
     return NoticeFacts(**values)
 
 
-def _notices(work: Work, batch_id: int) -> list[Notice]:
-    return list(
-        work.session.execute(
-            select(Notice).where(Notice.batch_id == batch_id).order_by(Notice.id)
-        ).scalars()
-    )
+def _count(work: Work, batch_id: int, status: str | None = None) -> int:
+    """How many notices the batch holds (in ``status``)."""
+    query = select(func.count()).select_from(Notice).where(Notice.batch_id == batch_id)
+    if status is not None:
+        query = query.where(Notice.status == status)
+    return int(work.session.scalar(query) or 0)
 
 
 def queue_approved(work: Work, runner: Any) -> list[int]:

@@ -9,9 +9,10 @@ What a notice says is rendered once, when it is drafted, and sealed under the ca
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ from safeeye.db.models import (
 )
 from safeeye.db.states import BatchStatus, MatchStatus, NoticeStatus
 from safeeye.db.types import utcnow
-from safeeye.review.decisions import allowed_for
+from safeeye.review.decisions import among, own_places
 from safeeye.takedown.model import (
     Category,
     EvidenceRef,
@@ -81,8 +82,15 @@ class DraftReport:
 def notice_reference(work: Work, sighting_id: int, recipient_id: int) -> str:
     """The notice's reference and idempotency key: stable for one sighting and recipient,
     meaningless to anyone without the installation's keys."""
-    key = derive_key(work.app.keys.media, "notice-reference")
+    return reference_for(_reference_key(work), sighting_id, recipient_id)
+
+
+def reference_for(key: bytes, sighting_id: int, recipient_id: int) -> str:
     return "N" + keyed_digest(key, str(sighting_id), str(recipient_id))[:31]
+
+
+def _reference_key(work: Work) -> bytes:
+    return derive_key(work.app.keys.media, "notice-reference")
 
 
 def requester(work: Work) -> Requester:
@@ -115,7 +123,7 @@ def draft_notices(
         query = query.where(Match.case_id == get_case(session, case).id)
     if match_ids is not None:
         query = query.where(Match.id.in_(match_ids))
-    created: list[Notice] = []
+    drafts = Drafts(work)
     skipped = already = 0
     for match in session.execute(query).scalars().all():
         matched_case = session.get(Case, match.case_id)
@@ -123,114 +131,185 @@ def draft_notices(
         if matched_case is None or media is None or matched_case.wrapped_key is None:
             continue
         category = _category(session, match)
-        for sighting in _web_sightings(session, media.id):
-            if allowed_for(work, matched_case, sighting.location, sighting.final_url):
+        own = own_places(work, matched_case)
+        sightings = _web_sightings(session, media.id)
+        existing = _existing(session, [s.id for s in sightings])
+        for sighting in sightings:
+            if among(own, sighting.location, sighting.final_url, sighting.page_url):
                 skipped += 1
                 continue
-            for recipient in first_recipients(work, sighting):
-                if _exists(session, sighting.id, recipient.id):
+            package: EvidenceRef | None = None
+            for recipient in drafts.first_recipients(sighting):
+                if (sighting.id, recipient.id) in existing:
                     already += 1
                     continue
-                package = _evidence(work, sighting.id) if evidence else None
-                created.append(
-                    _draft(work, matched_case, match, media, sighting, recipient, category, package)
-                )
-    batches = group_into_batches(work, created)
-    return DraftReport([summarize(session, n) for n in created], batches, skipped, already)
+                if evidence and package is None:
+                    package = _evidence(work, sighting.id)
+                drafts.add(matched_case, match, media, sighting, recipient, category, package)
+    created = drafts.finish()
+    return DraftReport(summarize_all(session, created), drafts.batches, skipped, already)
 
 
-def first_recipients(work: Work, sighting: Sighting) -> list[RecipientInfo]:
-    """Who gets a first notice about this sighting: the first rung of its ladder (the platform,
-    else the hosting network) and the regulator's hotline when one is configured."""
-    from safeeye.takedown.recipients import find_recipients
+class Drafts:
+    """Notices being drafted in one unit of work: written out one by one, then stored together
+    (one flush gives them their ids; their sealed texts go in one batch of updates), each
+    audited. Ladders and each case's first notice are looked up once per unit of work."""
 
-    ladder = find_recipients(work, sighting.final_url or sighting.location, sighting.server_ip)
-    chosen = [r for r in ladder[:1]]
-    chosen += [r for r in ladder if r.kind == "regulator" and r.address and r not in chosen]
-    return chosen
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self._ladders: dict[tuple[str | None, ...], list[RecipientInfo]] = {}
+        self._first: dict[tuple[int, int | None], Notice | None] = {}
+        self._pending: list[tuple[Notice, Case, bytes]] = []
+        self._batches: dict[tuple[int, bool], Batch] = {}
+        self._requester = requester(work)
+        self._reference_key = _reference_key(work)
+        self._pdq: dict[int, str | None] = {}
 
+    def first_recipients(self, sighting: Sighting) -> list[RecipientInfo]:
+        """Who gets a first notice about this sighting: the first rung of its ladder (the
+        platform, else the hosting network) and the regulator's hotline when one is set."""
+        from safeeye.takedown.recipients import find_recipients
 
-def _draft(
-    work: Work,
-    case: Case,
-    match: Match,
-    media: Media,
-    sighting: Sighting,
-    recipient: RecipientInfo,
-    category: Category,
-    package: EvidenceRef | None,
-    *,
-    escalation: str | None = None,
-    escalated_from: Notice | None = None,
-) -> Notice:
-    from safeeye.takedown.notices.language import choose_language
-    from safeeye.takedown.notices.render import render
+        urls = (sighting.location, sighting.final_url, sighting.page_url)
+        key = (*(_host(u) for u in urls), sighting.server_ip)
+        if key not in self._ladders:
+            ladder = list(find_recipients(self.work, sighting))
+            chosen = ladder[:1]
+            chosen += [r for r in ladder if r.kind == "regulator" and r.address and r not in chosen]
+            self._ladders[key] = chosen
+        return self._ladders[key]
 
-    session = work.session
-    assert recipient.id is not None
-    reference = notice_reference(work, sighting.id, recipient.id)
-    same_media = _first_notice(session, case.id, media.id)
-    earlier = same_media or _first_notice(session, case.id, None)
-    facts = NoticeFacts(
-        recipient=plain_recipient(recipient),
-        category=category,
-        urls=tuple(dict.fromkeys(u for u in (sighting.location, sighting.final_url) if u)),
-        page_url=sighting.page_url,
-        first_seen=sighting.seen_at.isoformat(timespec="seconds"),
-        last_seen=sighting.last_seen_at.isoformat(timespec="seconds"),
-        sha256=media.sha256,
-        md5=media.md5,
-        pdq=_pdq(session, media.id),
-        media_type=media.media_type or "image",
-        description=describe(media),
-        requester=requester(work),
-        evidence=package,
-        language=choose_language(recipient.languages, None),
-        notice_ref=reference,
-        cites=(earlier.idempotency_key,) if earlier is not None else (),
-        escalation=escalation,
-    )
-    rendered = render(facts)
-    # A re-upload of media already reported for this case may go out without a person.
-    automatic = same_media is not None and work.app.settings.auto_send_reuploads
-    notice = Notice(
-        sighting_id=sighting.id,
-        recipient_id=recipient.id,
-        case_id=case.id,
-        match_id=match.id,
-        cites_id=earlier.id if earlier is not None else None,
-        escalated_from_id=escalated_from.id if escalated_from is not None else None,
-        escalation_level=(escalated_from.escalation_level + 1) if escalated_from else 0,
-        status=NoticeStatus.APPROVED if automatic else NoticeStatus.DRAFT,
-        language=rendered.language,
-        category=category.value,
-        content_sealed=b"",
-        idempotency_key=reference,
-        automatic=automatic,
-        attempts=0,
-        resends=0,
-    )
-    if automatic:
-        notice.approved_at, notice.approved_by = utcnow(), "policy:auto_send_reuploads"
-    session.add(notice)
-    session.flush()
-    key = work.app.keys.case_key(case)
-    notice.content_sealed = seal_content(key, notice.id, facts, rendered)
-    work.audit(
-        "notice.drafted",
-        "notice",
-        notice.id,
-        {
-            "recipient": recipient.key,
-            "language": rendered.language,
-            "category": category.value,
-            "automatic": automatic,
-            "escalation_level": notice.escalation_level,
-        },
-        case=(case.id, key),
-        private={"case": case.code, "sighting": sighting.id},
-    )
-    return notice
+    def add(
+        self,
+        case: Case,
+        match: Match,
+        media: Media,
+        sighting: Sighting,
+        recipient: RecipientInfo,
+        category: Category,
+        package: EvidenceRef | None,
+        *,
+        escalation: str | None = None,
+        escalated_from: Notice | None = None,
+        approved_by: str | None = None,
+    ) -> Notice:
+        """Write one notice out, sealed, into its batch (``finish`` stores the rest)."""
+        from safeeye.takedown.notices.language import choose_language
+        from safeeye.takedown.notices.render import render
+
+        work = self.work
+        assert recipient.id is not None
+        reference = reference_for(self._reference_key, sighting.id, recipient.id)
+        if media.id not in self._pdq:
+            self._pdq[media.id] = _pdq(work.session, media.id)
+        same_media = self._first_notice(case.id, media.id)
+        earlier = same_media or self._first_notice(case.id, None)
+        facts = NoticeFacts(
+            recipient=plain_recipient(recipient),
+            category=category,
+            urls=tuple(dict.fromkeys(u for u in (sighting.location, sighting.final_url) if u)),
+            page_url=sighting.page_url,
+            first_seen=sighting.seen_at.isoformat(timespec="seconds"),
+            last_seen=sighting.last_seen_at.isoformat(timespec="seconds"),
+            sha256=media.sha256,
+            md5=media.md5,
+            pdq=self._pdq[media.id],
+            media_type=media.media_type or "image",
+            description=describe(media),
+            requester=self._requester,
+            evidence=package,
+            language=choose_language(recipient.languages, None),
+            notice_ref=reference,
+            cites=(earlier.idempotency_key,) if earlier is not None else (),
+            escalation=escalation,
+        )
+        rendered = render(facts)
+        # A re-upload of media already reported for this case may go out without a person;
+        # an escalation goes on by itself (the officer approved the request it follows).
+        automatic = (
+            same_media is not None
+            and escalated_from is None
+            and work.app.settings.auto_send_reuploads
+        )
+        approved_by = approved_by or ("policy:auto_send_reuploads" if automatic else None)
+        key = work.app.keys.case_key(case)
+        notice = Notice(
+            sighting_id=sighting.id,
+            recipient_id=recipient.id,
+            case_id=case.id,
+            match_id=match.id,
+            batch_id=self._batch(recipient, approved_by).id,
+            cites_id=earlier.id if earlier is not None else None,
+            escalated_from_id=escalated_from.id if escalated_from is not None else None,
+            escalation_level=(escalated_from.escalation_level + 1) if escalated_from else 0,
+            status=NoticeStatus.APPROVED if approved_by else NoticeStatus.DRAFT,
+            language=rendered.language,
+            category=category.value,
+            content_sealed=seal_content(key, reference, facts, rendered),
+            idempotency_key=reference,
+            automatic=automatic,
+            attempts=0,
+            resends=0,
+        )
+        if approved_by:
+            notice.approved_at, notice.approved_by = utcnow(), approved_by
+        work.session.add(notice)
+        self._pending.append((notice, case, key))
+        first = [
+            scope for scope in ((case.id, media.id), (case.id, None)) if not self._first.get(scope)
+        ]
+        for scope in first:
+            self._first[scope] = notice
+        if first:
+            work.session.flush()  # the notices after it cite it by id
+        return notice
+
+    def finish(self) -> list[Notice]:
+        """Store the notices written so far (one round of inserts) and audit each."""
+        work = self.work
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        work.session.flush()
+        for notice, case, key in pending:
+            work.audit(
+                "notice.drafted",
+                "notice",
+                notice.id,
+                {
+                    "recipient": notice.recipient_id,
+                    "batch": notice.batch_id,
+                    "language": notice.language,
+                    "category": notice.category,
+                    "automatic": notice.automatic,
+                    "escalation_level": notice.escalation_level,
+                },
+                case=(case.id, key),
+                private={"case": case.code, "sighting": notice.sighting_id},
+            )
+        return [notice for notice, *_ in pending]
+
+    @property
+    def batches(self) -> list[int]:
+        """The batches the notices drafted here went into."""
+        return [batch.id for batch in self._batches.values()]
+
+    def _batch(self, recipient: RecipientInfo, approved_by: str | None) -> Batch:
+        """The batch of this unit of work for ``recipient``: a draft batch, or an approved one
+        for notices that go out without waiting."""
+        assert recipient.id is not None
+        group = (recipient.id, approved_by is not None)
+        if group not in self._batches:
+            self._batches[group] = new_batch(
+                self.work, recipient.id, recipient.key, recipient.connector, approved_by
+            )
+        return self._batches[group]
+
+    def _first_notice(self, case_id: int, media_id: int | None) -> Notice | None:
+        scope = (case_id, media_id)
+        if scope not in self._first:
+            self._first[scope] = _first_notice(self.work.session, case_id, media_id)
+        return self._first[scope]
 
 
 def plain_recipient(recipient: RecipientInfo) -> RecipientInfo:
@@ -240,7 +319,7 @@ def plain_recipient(recipient: RecipientInfo) -> RecipientInfo:
 
 
 def group_into_batches(work: Work, notices: list[Notice]) -> list[int]:
-    """Put notices with no batch into one batch per recipient and connector: a draft batch for
+    """Put notices with no batch (reminders) into one batch per recipient: a draft batch for
     drafts, an approved one for notices approved already (sent without waiting)."""
     session = work.session
     groups: dict[tuple[int, str], list[Notice]] = {}
@@ -251,29 +330,35 @@ def group_into_batches(work: Work, notices: list[Notice]) -> list[int]:
     for (recipient_id, status), members in groups.items():
         recipient = session.get(Recipient, recipient_id)
         assert recipient is not None
-        approved = status == NoticeStatus.APPROVED
-        batch = Batch(
-            recipient_id=recipient_id,
-            connector=recipient.connector,
-            status=BatchStatus.APPROVED if approved else BatchStatus.DRAFT,
-            idempotency_key="",
-            attempts=0,
-        )
-        if approved:
-            batch.approved_at, batch.approved_by = utcnow(), "policy:auto_send_reuploads"
-        session.add(batch)
-        session.flush()
-        batch.idempotency_key = batch_reference(work, batch.id)
+        approved_by = members[0].approved_by if status == NoticeStatus.APPROVED else None
+        batch = new_batch(work, recipient.id, recipient.key, recipient.connector, approved_by)
         for notice in members:
             notice.batch_id = batch.id
         made.append(batch.id)
-        work.audit(
-            "batch.created",
-            "batch",
-            batch.id,
-            {"recipient": recipient.key, "notices": len(members), "status": batch.status},
-        )
     return made
+
+
+def new_batch(
+    work: Work, recipient_id: int, recipient_key: str, connector: str, approved_by: str | None
+) -> Batch:
+    """A new batch for the recipient (approved when ``approved_by`` names who or what
+    approved it), with its reference, audited."""
+    batch = Batch(
+        recipient_id=recipient_id,
+        connector=connector,
+        status=BatchStatus.APPROVED if approved_by else BatchStatus.DRAFT,
+        idempotency_key="",
+        attempts=0,
+    )
+    if approved_by:
+        batch.approved_at, batch.approved_by = utcnow(), approved_by
+    work.session.add(batch)
+    work.session.flush()
+    batch.idempotency_key = batch_reference(work, batch.id)
+    work.audit(
+        "batch.created", "batch", batch.id, {"recipient": recipient_key, "status": batch.status}
+    )
+    return batch
 
 
 def batch_reference(work: Work, batch_id: int) -> str:
@@ -281,47 +366,81 @@ def batch_reference(work: Work, batch_id: int) -> str:
     return "B" + keyed_digest(key, str(batch_id))[:31]
 
 
-def seal_content(key: bytes, notice_id: int, facts: NoticeFacts, rendered: RenderedNotice) -> bytes:
-    body = json.dumps(
-        {"facts": asdict(facts), "rendered": asdict(rendered)},
-        sort_keys=True,
-        default=str,
-        ensure_ascii=False,
-    )
-    return seal(key, body.encode(), f"notice:{notice_id}".encode())
+def seal_content(key: bytes, reference: str, facts: NoticeFacts, rendered: RenderedNotice) -> bytes:
+    """A notice's facts and texts as JSON, sealed under its case key and bound to the notice's
+    reference (unique, and known before the row is stored)."""
+    body = _CONTENT_JSON.encode({"facts": facts, "rendered": rendered})
+    return seal(key, body.encode(), f"notice:{reference}".encode())
 
 
-def open_content(key: bytes, notice_id: int, sealed: bytes) -> dict[str, Any]:
+def _plain(value: Any) -> Any:
+    """A dataclass as the dict ``dataclasses.asdict`` would make (the encoder recurses), without
+    its deep copies; anything else JSON does not know as text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    return str(value)
+
+
+_CONTENT_JSON = json.JSONEncoder(sort_keys=True, default=_plain, ensure_ascii=False)
+
+
+def open_content(key: bytes, notice: Notice) -> dict[str, Any]:
     """The sealed facts and rendered texts of a notice (JSON-shaped)."""
-    data: dict[str, Any] = json.loads(unseal(key, sealed, f"notice:{notice_id}".encode()))
+    aad = f"notice:{notice.idempotency_key}".encode()
+    data: dict[str, Any] = json.loads(unseal(key, notice.content_sealed, aad))
     return data
 
 
 def summarize(session: Session, notice: Notice) -> NoticeSummary:
-    case = session.get(Case, notice.case_id)
-    recipient = session.get(Recipient, notice.recipient_id)
-    sighting = session.get(Sighting, notice.sighting_id)
-    assert case is not None and recipient is not None and sighting is not None
-    return NoticeSummary(
-        id=notice.id,
-        reference=notice.idempotency_key,
-        case=case.code,
-        recipient=recipient.key,
-        connector=recipient.connector,
-        status=notice.status,
-        language=notice.language,
-        category=notice.category,
-        url=sighting.location,
-        batch_id=notice.batch_id,
-        cites=notice.cites_id,
-        automatic=notice.automatic,
-        created_at=notice.created_at.isoformat(),
-        sent_at=_iso(notice.sent_at),
-        deadline_at=_iso(notice.deadline_at),
-        removed_at=_iso(notice.removed_at),
-        resends=notice.resends,
-        escalation_level=notice.escalation_level,
+    """One notice as lists show it."""
+    return summarize_all(session, [notice])[0]
+
+
+def summarize_all(session: Session, notices: list[Notice]) -> list[NoticeSummary]:
+    """Notices as lists show them, their cases, recipients and sightings read once each."""
+    cases = _columns(session, Case.id, Case.code, {n.case_id for n in notices})
+    recipients = _columns(
+        session,
+        Recipient.id,
+        (Recipient.key, Recipient.connector),
+        {n.recipient_id for n in notices},
     )
+    places = _columns(session, Sighting.id, Sighting.location, {n.sighting_id for n in notices})
+    return [
+        NoticeSummary(
+            id=notice.id,
+            reference=notice.idempotency_key,
+            case=cases[notice.case_id],
+            recipient=recipients[notice.recipient_id][0],
+            connector=recipients[notice.recipient_id][1],
+            status=notice.status,
+            language=notice.language,
+            category=notice.category,
+            url=places[notice.sighting_id],
+            batch_id=notice.batch_id,
+            cites=notice.cites_id,
+            automatic=notice.automatic,
+            created_at=notice.created_at.isoformat(),
+            sent_at=_iso(notice.sent_at),
+            deadline_at=_iso(notice.deadline_at),
+            removed_at=_iso(notice.removed_at),
+            resends=notice.resends,
+            escalation_level=notice.escalation_level,
+        )
+        for notice in notices
+    ]
+
+
+def _columns(session: Session, key: Any, value: Any, ids: set[int]) -> dict[int, Any]:
+    """``value`` (a column, or a tuple of them) of the rows whose ``key`` is in ``ids``."""
+    values = value if isinstance(value, tuple) else (value,)
+    found: dict[int, Any] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(select(key, *values).where(key.in_(wanted[start : start + 500])))
+        for row in rows:
+            found[row[0]] = tuple(row[1:]) if isinstance(value, tuple) else row[1]
+    return found
 
 
 def describe(media: Media) -> str:
@@ -350,15 +469,20 @@ def _web_sightings(session: Session, media_id: int) -> list[Sighting]:
     return [s for s in rows if s.location.lower().startswith(WEB)]
 
 
-def _exists(session: Session, sighting_id: int, recipient_id: int) -> bool:
-    return (
-        session.execute(
-            select(Notice.id).where(
-                Notice.sighting_id == sighting_id, Notice.recipient_id == recipient_id
-            )
-        ).first()
-        is not None
-    )
+def _existing(session: Session, sighting_ids: list[int]) -> set[tuple[int, int]]:
+    """The (sighting, recipient) pairs that have a notice already."""
+    found: set[tuple[int, int]] = set()
+    for start in range(0, len(sighting_ids), 500):
+        chunk = sighting_ids[start : start + 500]
+        rows = session.execute(
+            select(Notice.sighting_id, Notice.recipient_id).where(Notice.sighting_id.in_(chunk))
+        ).all()
+        found.update((sighting, recipient) for sighting, recipient in rows)
+    return found
+
+
+def _host(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
 
 
 def _first_notice(session: Session, case_id: int, media_id: int | None) -> Notice | None:

@@ -37,12 +37,12 @@ from safeeye.ingest.links import charset_of, extract_links
 from safeeye.ingest.urls import normalize_url
 from safeeye.takedown.dispatch import _facts, recipient_info
 from safeeye.takedown.drafting import (
-    _draft,
+    Drafts,
     draft_notices,
     group_into_batches,
     open_content,
     seal_content,
-    summarize,
+    summarize_all,
 )
 from safeeye.takedown.model import Category
 from safeeye.tasks import Results, TaskContext, task
@@ -229,15 +229,15 @@ def escalate(work: Work, notice: Notice) -> Notice | None:
     assert case is not None and sighting is not None and sighting.media_id is not None
     media = session.get(Media, sighting.media_id)
     assert media is not None and match is not None
-    content = open_content(work.app.keys.case_key(case), notice.id, notice.content_sealed)
+    content = open_content(work.app.keys.case_key(case), notice)
     package = _facts(content["facts"]).evidence
     reason = (
         f"{recipient.name} did not remove it by its deadline"
         if notice.status != NoticeStatus.REFUSED
         else f"{recipient.name} refused to remove it"
     )
-    new = _draft(
-        work,
+    drafts = Drafts(work)
+    new = drafts.add(
         case,
         match,
         media,
@@ -247,10 +247,9 @@ def escalate(work: Work, notice: Notice) -> Notice | None:
         package,
         escalation=reason,
         escalated_from=notice,
+        approved_by="policy:escalation",  # the officer approved the request: it goes on
     )
-    move(new, NoticeStatus.APPROVED)  # the officer approved the request: it goes on by itself
-    new.approved_at, new.approved_by = utcnow(), "policy:escalation"
-    group_into_batches(work, [new])
+    drafts.finish()
     work.audit("notice.escalated", "notice", notice.id, {"to": nxt.key, "new_notice": new.id})
     return new
 
@@ -260,12 +259,12 @@ def resend(work: Work, notice: Notice) -> None:
     case = work.session.get(Case, notice.case_id)
     assert case is not None
     key = work.app.keys.case_key(case)
-    content = open_content(key, notice.id, notice.content_sealed)
+    content = open_content(key, notice)
     facts = replace(_facts(content["facts"]), resend=notice.resends + 1)
     from safeeye.takedown.notices.render import render
 
     rendered = render(facts)
-    notice.content_sealed = seal_content(key, notice.id, facts, rendered)
+    notice.content_sealed = seal_content(key, notice.idempotency_key, facts, rendered)
     notice.resends += 1
     move(notice, NoticeStatus.APPROVED)
     notice.batch_id = None
@@ -322,7 +321,7 @@ def overdue_notices(work: Work) -> list[Any]:
         .where(Notice.status.in_(OPEN), Notice.deadline_at < utcnow())
         .order_by(Notice.deadline_at)
     ).scalars()
-    return [summarize(work.session, n) for n in rows]
+    return summarize_all(work.session, list(rows))
 
 
 @task("compose_notices", max_attempts=3)

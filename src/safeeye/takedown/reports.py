@@ -16,7 +16,7 @@ from safeeye.db.models import Notice, Recheck, Recipient, RecipientAnswer
 from safeeye.db.states import NoticeStatus
 from safeeye.db.types import utcnow
 from safeeye.errors import NotFoundError, ValidationError
-from safeeye.takedown.drafting import NoticeSummary, summarize
+from safeeye.takedown.drafting import NoticeSummary, summarize, summarize_all
 from safeeye.work import Role, Work
 
 
@@ -60,7 +60,7 @@ def list_notices(
         query = query.where(Notice.case_id == get_case(work.session, case).id)
     if batch is not None:
         query = query.where(Notice.batch_id == batch)
-    return [summarize(work.session, n) for n in work.session.execute(query).scalars()]
+    return summarize_all(work.session, list(work.session.execute(query).scalars()))
 
 
 def notice_story(work: Work, notice_id: int) -> NoticeStory:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gettext
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from io import BytesIO
 from typing import Any
@@ -15,7 +15,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from safeeye.takedown.model import NoticeFacts, RenderedNotice
+from safeeye.takedown.model import Category, NoticeFacts, RecipientInfo, RenderedNotice, Requester
 from safeeye.takedown.notices.language import ENGLISH, attaches_english, supported
 from safeeye.takedown.notices.legal import (
     CATEGORY_TERMS,
@@ -175,7 +175,38 @@ def _write(language: str, facts: NoticeFacts, routes: tuple[LegalRoute, ...]) ->
 def _context(
     catalog: gettext.NullTranslations, facts: NoticeFacts, routes: tuple[LegalRoute, ...]
 ) -> dict[str, Any]:
-    requester, recipient = facts.requester, facts.recipient
+    media = clean(facts.media_type)
+    return {
+        **_fixed_context(catalog, facts.requester, facts.recipient, facts.category, routes, media),
+        "ref": clean(facts.notice_ref),
+        "victim_name": victim_name(facts),
+        "urls": [clean_url(u) for u in facts.urls],
+        "page_url": clean_url(facts.page_url) if facts.page_url else None,
+        "first_seen": clean(facts.first_seen),
+        "last_seen": clean(facts.last_seen),
+        "sha256": clean(facts.sha256),
+        "md5": clean(facts.md5),
+        "pdq": clean(facts.pdq) if facts.pdq else None,
+        "description": clean(facts.description),
+        "evidence": facts.evidence,
+        "resend": facts.resend,
+        "cites": ", ".join(clean(c) for c in facts.cites),
+        "escalation": clean(facts.escalation) if facts.escalation else None,
+    }
+
+
+@lru_cache(maxsize=256)
+def _fixed_context(
+    catalog: gettext.NullTranslations,
+    requester: Requester,
+    recipient: RecipientInfo,
+    category: Category,
+    routes: tuple[LegalRoute, ...],
+    media: str,
+) -> dict[str, Any]:
+    """What a notice says that depends on who asks whom about what kind of item, not on the
+    item itself: the same for every notice of a batch, so written once (the values are
+    read-only: immutable texts and tuples)."""
     values = {
         "org": clean(requester.organisation),
         "authority": clean(requester.authority),
@@ -184,7 +215,7 @@ def _context(
         "phone": clean(requester.phone),
         "signatory": clean(requester.signatory),
         "item": catalog.gettext(ITEM_HEADING),
-        "illegality": catalog.gettext(ILLEGALITY_EU[facts.category]),
+        "illegality": catalog.gettext(ILLEGALITY_EU[category]),
     }
 
     def say(message: str, **extra: str) -> str:
@@ -192,44 +223,29 @@ def _context(
         return catalog.gettext(message) % {**values, **extra}
 
     def term(route: LegalRoute) -> str:
-        return say(CATEGORY_TERMS[(route.terms, facts.category)])
+        return say(CATEGORY_TERMS[(route.terms, category)])
 
     binding = recipient.kind != "regulator"  # duties bind providers, not the regulator
-    media = clean(facts.media_type)
     return {
-        "ref": clean(facts.notice_ref),
         "org": values["org"],
         "authority": values["authority"],
         "address": values["address"],
         "email": values["email"],
         "phone": values["phone"],
         "signatory": values["signatory"],
-        "victim_name": victim_name(facts),
         "request": say(REQUESTS.get(recipient.kind, REQUESTS["platform"])),
         "deadline_hours": f"{recipient.deadline_hours:g}",
-        "duties": [say(r.duty) for r in routes if r.duty and binding],
-        "urls": [clean_url(u) for u in facts.urls],
-        "page_url": clean_url(facts.page_url) if facts.page_url else None,
+        "duties": tuple(say(r.duty) for r in routes if r.duty and binding),
         "media": say(MEDIA_TYPES[media]) if media in MEDIA_TYPES else media,
-        "first_seen": clean(facts.first_seen),
-        "last_seen": clean(facts.last_seen),
-        "sha256": clean(facts.sha256),
-        "md5": clean(facts.md5),
-        "pdq": clean(facts.pdq) if facts.pdq else None,
-        "description": clean(facts.description),
         "category": term(routes[0]),
-        "routes": [
+        "routes": tuple(
             RouteText(
                 title=say(r.title),
                 scope=say(r.scope) if r.scope and not r.covers(recipient.jurisdiction) else None,
                 elements=tuple((e.marker, say(e.text, category=term(r))) for e in r.elements),
             )
             for r in routes
-        ],
-        "evidence": facts.evidence,
-        "resend": facts.resend,
-        "cites": ", ".join(clean(c) for c in facts.cites),
-        "escalation": clean(facts.escalation) if facts.escalation else None,
+        ),
     }
 
 
@@ -256,9 +272,16 @@ def environment(language: str) -> Environment:
         loader=PackageLoader(PACKAGE, "templates"),
         autoescape=False,
         undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the package; no stat() per notice
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    catalog = translations(language)
+
+    def translate(message: str, **variables: Any) -> str:
+        # jinja2.ext.i18n's "newstyle" gettext (what babel.cfg extracts with), called directly:
+        # the catalog's sentence is the format, the values only fill its fields.
+        return catalog.gettext(message) % variables
+
+    env.globals["_"] = translate
     return env
