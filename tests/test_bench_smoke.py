@@ -47,3 +47,10 @@ def test_workers_benchmark_prints_its_headline_figures() -> None:
     lines = out.splitlines()
     assert any(line.startswith("worker_media_per_second: ") for line in lines), out
     assert any(line.startswith("queue_latency_ms: ") for line in lines), out
+
+
+def test_notices_benchmark_prints_its_headline_figures() -> None:
+    out = _run("bench/notices.py", "--count", "50")
+    lines = out.splitlines()
+    assert any(line.startswith("batch_50_seconds: ") for line in lines), out
+    assert any(line.startswith("match_to_sent_seconds: ") for line in lines), out
