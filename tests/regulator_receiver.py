@@ -61,12 +61,16 @@ class RegulatorReceiver(JSONServer):
         *,
         path: str = "/v1/batches",
         max_skew_seconds: float = 300.0,
+        check_answers: bool = True,
     ) -> None:
         super().__init__(tls)
         raw = base64.b64decode(public_key) if isinstance(public_key, str) else public_key
         self.public_key = Ed25519PublicKey.from_public_bytes(raw)
         self.path = path
         self.max_skew_seconds = max_skew_seconds
+        #: Validate its own answers against the response schema (the tests do; a benchmark
+        #: leaves out what no real receiver would spend time on).
+        self.check_answers = check_answers
         self.requests: list[Received] = []
         self.items: dict[str, dict[str, Any]] = {}  # ref -> the item first received
         self.ids: dict[str, str] = {}  # ref -> the id given
@@ -154,7 +158,8 @@ class RegulatorReceiver(JSONServer):
             answer = {"error": "invalid", "message": "Idempotency-Key is not the batch key"}
             return self._record(key, headers, payload, 400, answer)
         answer = self._acknowledge(key, payload)
-        self._response_schema.validate(answer)
+        if self.check_answers:
+            self._response_schema.validate(answer)
         reply = self._record(key, headers, payload, 200, answer)
         with self._lock:
             late = self._late.pop(0) if self._late else None
