@@ -9,12 +9,13 @@ What a notice says is rendered once, when it is drafted, and sealed under the ca
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from safeeye.cases.service import get_case
@@ -146,24 +147,27 @@ def draft_notices(
                 if evidence and package is None:
                     package = _evidence(work, sighting.id)
                 drafts.add(matched_case, match, media, sighting, recipient, category, package)
-    created = drafts.finish()
-    return DraftReport(summarize_all(session, created), drafts.batches, skipped, already)
+    drafts.finish()
+    return DraftReport(drafts.summaries(), drafts.batches, skipped, already)
 
 
 class Drafts:
-    """Notices being drafted in one unit of work: written out one by one, then stored together
-    (one flush gives them their ids; their sealed texts go in one batch of updates), each
-    audited. Ladders and each case's first notice are looked up once per unit of work."""
+    """Notices being drafted in one unit of work: each written out and sealed, then stored
+    together in one bulk insert (the first about a case or a file at once: the rest cite it
+    by id), and audited per case and batch. Ladders, each case's first notice, PDQ hashes and
+    the requester are looked up once per unit of work."""
 
     def __init__(self, work: Work) -> None:
         self.work = work
         self._ladders: dict[tuple[str | None, ...], list[RecipientInfo]] = {}
-        self._first: dict[tuple[int, int | None], Notice | None] = {}
-        self._pending: list[tuple[Notice, Case, bytes]] = []
+        self._first: dict[tuple[int, int | None], Cited | None] = {}
+        self._drafted: list[_Draft] = []
+        self._stored = 0  # how many of them are in the database
         self._batches: dict[tuple[int, bool], Batch] = {}
         self._requester = requester(work)
         self._reference_key = _reference_key(work)
         self._pdq: dict[int, str | None] = {}
+        self._done: list[_Draft] = []
 
     def first_recipients(self, sighting: Sighting) -> list[RecipientInfo]:
         """Who gets a first notice about this sighting: the first rung of its ladder (the
@@ -192,8 +196,8 @@ class Drafts:
         escalation: str | None = None,
         escalated_from: Notice | None = None,
         approved_by: str | None = None,
-    ) -> Notice:
-        """Write one notice out, sealed, into its batch (``finish`` stores the rest)."""
+    ) -> None:
+        """Write one notice out, sealed, into its batch (``finish`` stores it)."""
         from safeeye.takedown.notices.language import choose_language
         from safeeye.takedown.notices.render import render
 
@@ -233,61 +237,85 @@ class Drafts:
         )
         approved_by = approved_by or ("policy:auto_send_reuploads" if automatic else None)
         key = work.app.keys.case_key(case)
-        notice = Notice(
-            sighting_id=sighting.id,
-            recipient_id=recipient.id,
-            case_id=case.id,
-            match_id=match.id,
-            batch_id=self._batch(recipient, approved_by).id,
-            cites_id=earlier.id if earlier is not None else None,
-            escalated_from_id=escalated_from.id if escalated_from is not None else None,
-            escalation_level=(escalated_from.escalation_level + 1) if escalated_from else 0,
-            status=NoticeStatus.APPROVED if approved_by else NoticeStatus.DRAFT,
-            language=rendered.language,
-            category=category.value,
-            content_sealed=seal_content(key, reference, facts, rendered),
-            idempotency_key=reference,
-            automatic=automatic,
-            attempts=0,
-            resends=0,
-        )
-        if approved_by:
-            notice.approved_at, notice.approved_by = utcnow(), approved_by
-        work.session.add(notice)
-        self._pending.append((notice, case, key))
+        now = utcnow()
+        batch = self._batch(recipient, approved_by)
+        values = {
+            "sighting_id": sighting.id,
+            "recipient_id": recipient.id,
+            "case_id": case.id,
+            "match_id": match.id,
+            "batch_id": batch.id,
+            "cites_id": earlier.id if earlier is not None else None,
+            "escalated_from_id": escalated_from.id if escalated_from is not None else None,
+            "escalation_level": (escalated_from.escalation_level + 1) if escalated_from else 0,
+            "status": NoticeStatus.APPROVED if approved_by else NoticeStatus.DRAFT,
+            "language": rendered.language,
+            "category": category.value,
+            "content_sealed": seal_content(key, reference, facts, rendered),
+            "idempotency_key": reference,
+            "automatic": automatic,
+            "attempts": 0,
+            "resends": 0,
+            "created_at": now,
+            "approved_at": now if approved_by else None,
+            "approved_by": approved_by,
+        }
+        draft = _Draft(values, case, key, recipient, sighting.location)
+        self._drafted.append(draft)
         first = [
             scope for scope in ((case.id, media.id), (case.id, None)) if not self._first.get(scope)
         ]
-        for scope in first:
-            self._first[scope] = notice
         if first:
-            work.session.flush()  # the notices after it cite it by id
-        return notice
+            self._store()  # the notices after it cite it by id
+            for scope in first:
+                self._first[scope] = Cited(values["id"], reference)
 
-    def finish(self) -> list[Notice]:
-        """Store the notices written so far (one round of inserts) and audit each."""
+    def finish(self) -> list[int]:
+        """Store the notices written so far (one bulk insert); one audit event per case and
+        batch names them (a bulk draft of 10,000 is a few events, not 10,000). Their ids."""
         work = self.work
-        pending, self._pending = self._pending, []
-        if not pending:
-            return []
-        work.session.flush()
-        for notice, case, key in pending:
+        self._store()
+        drafted, self._drafted, self._stored = self._drafted, [], 0
+        groups: dict[tuple[int, int], list[_Draft]] = {}
+        for draft in drafted:
+            groups.setdefault((draft.case.id, draft.values["batch_id"]), []).append(draft)
+        for (case_id, batch_id), members in groups.items():
+            rows = [m.values for m in members]
             work.audit(
-                "notice.drafted",
-                "notice",
-                notice.id,
+                "notices.drafted",
+                "batch",
+                batch_id,
                 {
-                    "recipient": notice.recipient_id,
-                    "batch": notice.batch_id,
-                    "language": notice.language,
-                    "category": notice.category,
-                    "automatic": notice.automatic,
-                    "escalation_level": notice.escalation_level,
+                    "notices": [r["id"] for r in rows],
+                    "recipients": sorted({r["recipient_id"] for r in rows}),
+                    "languages": sorted({r["language"] for r in rows}),
+                    "categories": sorted({r["category"] for r in rows}),
+                    "automatic": sum(r["automatic"] for r in rows),
+                    "escalation_level": max(r["escalation_level"] for r in rows),
                 },
-                case=(case.id, key),
-                private={"case": case.code, "sighting": notice.sighting_id},
+                case=(case_id, members[0].key),
+                private={
+                    "case": members[0].case.code,
+                    "sightings": [r["sighting_id"] for r in rows],
+                },
             )
-        return [notice for notice, *_ in pending]
+        self._done = drafted
+        return [d.values["id"] for d in drafted]
+
+    def summaries(self) -> list[NoticeSummary]:
+        """The notices ``finish`` stored, as lists show them."""
+        return [d.summary() for d in self._done]
+
+    def _store(self) -> None:
+        """Insert the notices written since the last time, in one statement per 1,000."""
+        rows = [d.values for d in self._drafted[self._stored :]]
+        if not rows:
+            return
+        query = insert(Notice).returning(Notice.id, sort_by_parameter_order=True)
+        ids = self.work.session.scalars(query, rows).all()
+        for row, notice_id in zip(rows, ids, strict=True):
+            row["id"] = notice_id
+        self._stored = len(self._drafted)
 
     @property
     def batches(self) -> list[int]:
@@ -305,11 +333,53 @@ class Drafts:
             )
         return self._batches[group]
 
-    def _first_notice(self, case_id: int, media_id: int | None) -> Notice | None:
+    def _first_notice(self, case_id: int, media_id: int | None) -> Cited | None:
         scope = (case_id, media_id)
         if scope not in self._first:
-            self._first[scope] = _first_notice(self.work.session, case_id, media_id)
+            found = _first_notice(self.work.session, case_id, media_id)
+            self._first[scope] = Cited(found.id, found.idempotency_key) if found else None
         return self._first[scope]
+
+
+class Cited(NamedTuple):
+    """An earlier notice a new one cites."""
+
+    id: int
+    idempotency_key: str
+
+
+@dataclass
+class _Draft:
+    """A notice written in a ``Drafts``: its row (``id`` once stored) and what lists show."""
+
+    values: dict[str, Any]
+    case: Case
+    key: bytes
+    recipient: RecipientInfo
+    location: str
+
+    def summary(self) -> NoticeSummary:
+        row = self.values
+        return NoticeSummary(
+            id=row["id"],
+            reference=row["idempotency_key"],
+            case=self.case.code,
+            recipient=self.recipient.key,
+            connector=self.recipient.connector,
+            status=row["status"],
+            language=row["language"],
+            category=row["category"],
+            url=self.location,
+            batch_id=row["batch_id"],
+            cites=row["cites_id"],
+            automatic=row["automatic"],
+            created_at=row["created_at"].isoformat(),
+            sent_at=None,
+            deadline_at=None,
+            removed_at=None,
+            resends=0,
+            escalation_level=row["escalation_level"],
+        )
 
 
 def plain_recipient(recipient: RecipientInfo) -> RecipientInfo:
@@ -369,8 +439,10 @@ def batch_reference(work: Work, batch_id: int) -> str:
 def seal_content(key: bytes, reference: str, facts: NoticeFacts, rendered: RenderedNotice) -> bytes:
     """A notice's facts and texts as JSON, sealed under its case key and bound to the notice's
     reference (unique, and known before the row is stored)."""
-    body = _CONTENT_JSON.encode({"facts": facts, "rendered": rendered})
-    return seal(key, body.encode(), f"notice:{reference}".encode())
+    body = _CONTENT_JSON.encode({"facts": facts, "rendered": rendered}).encode()
+    # Compressed (a quarter of the size: texts in two languages repeat the facts), so that
+    # 10,000 notices are not 100 MB to write and read back.
+    return seal(key, zlib.compress(body, 1), f"notice:{reference}".encode())
 
 
 def _plain(value: Any) -> Any:
@@ -387,7 +459,7 @@ _CONTENT_JSON = json.JSONEncoder(sort_keys=True, default=_plain, ensure_ascii=Fa
 def open_content(key: bytes, notice: Notice) -> dict[str, Any]:
     """The sealed facts and rendered texts of a notice (JSON-shaped)."""
     aad = f"notice:{notice.idempotency_key}".encode()
-    data: dict[str, Any] = json.loads(unseal(key, notice.content_sealed, aad))
+    data: dict[str, Any] = json.loads(zlib.decompress(unseal(key, notice.content_sealed, aad)))
     return data
 
 

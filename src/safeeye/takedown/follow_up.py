@@ -237,7 +237,7 @@ def escalate(work: Work, notice: Notice) -> Notice | None:
         else f"{recipient.name} refused to remove it"
     )
     drafts = Drafts(work)
-    new = drafts.add(
+    drafts.add(
         case,
         match,
         media,
@@ -249,7 +249,9 @@ def escalate(work: Work, notice: Notice) -> Notice | None:
         escalated_from=notice,
         approved_by="policy:escalation",  # the officer approved the request: it goes on
     )
-    drafts.finish()
+    (new_id,) = drafts.finish()
+    new = session.get(Notice, new_id)
+    assert new is not None
     work.audit("notice.escalated", "notice", notice.id, {"to": nxt.key, "new_notice": new.id})
     return new
 
