@@ -109,23 +109,27 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, detectors: Detectors) 
                 connector="email",
                 address=UPSTREAM_DESK,
             )
-            act(
-                app,
-                add_recipient,
-                "Local hosting network",
-                key="local-host",
-                kind="hosting",
-                connector="email",
-                address=HOST_DESK,
-                covers=("127.0.0.0/8",),
-                languages=("ja", "en"),
-                escalates_to="upstream",
-            )
+            _local_host(app, languages=("ja", "en"), escalates_to="upstream")
             act(app, create_case, "TD-1")
             act(app, add_faces, "TD-1", [FACES / "obama.jpg"])
             _scan(app, site.url("/gallery/one.html"))
             yield World(app, site, receiver, mailbox, tls)
         app.close()
+
+
+def _local_host(app: SafeEye, **extra: Any) -> None:
+    """The abuse desk of the network the test site runs on (127.0.0.0/8), by e-mail."""
+    act(
+        app,
+        add_recipient,
+        "Local hosting network",
+        key="local-host",
+        kind="hosting",
+        connector="email",
+        address=HOST_DESK,
+        covers=("127.0.0.0/8",),
+        **extra,
+    )
 
 
 def _scan(app: SafeEye, page_url: str) -> None:
@@ -428,16 +432,7 @@ def test_a_dispatcher_killed_mid_batch_neither_loses_nor_repeats_a_notice(
         app = make_app(_settings(tmp_path / "data", site, tls, port), detectors)
         with RegulatorReceiver(published_key(app).public_key, tls) as receiver:
             act(app, update_recipient, "kcsc", address=receiver.url)
-            act(
-                app,
-                add_recipient,
-                "Local hosting network",
-                key="local-host",
-                kind="hosting",
-                connector="email",
-                address=HOST_DESK,
-                covers=("127.0.0.0/8",),
-            )
+            _local_host(app)
             act(app, create_case, "TD-3")
             act(app, add_faces, "TD-3", [FACES / "obama.jpg"])
             _scan(app, site.url("/gallery/many.html"))
