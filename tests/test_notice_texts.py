@@ -395,3 +395,13 @@ def extracted_messages() -> set[str]:
         method_map, options_map = parse_mapping_cfg(cfg)
     root = str(NOTICES)
     return {message for _, _, message, *_ in extract_from_dir(root, method_map, options_map)}
+
+
+def test_a_page_declares_its_language_by_html_lang_else_by_header() -> None:
+    from safeeye.takedown.notices.language import declared_language
+
+    assert declared_language(None, b"<!doctype html><HTML class=x LANG='ko-KR'>") == "ko-kr"
+    assert declared_language({"Content-Language": "ru, en"}, b"<html><body>") == "ru"
+    assert declared_language({"content-language": " "}, b"<html lang=>") is None
+    assert declared_language(None, b"<p>no html element</p>") is None
+    assert choose_language(("en", "ko"), declared_language(None, b'<html lang="ko">')) == "ko"

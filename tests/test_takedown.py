@@ -52,7 +52,7 @@ from safeeye.tasks.runner import InProcessRunner
 from safeeye.tasks.scheduler import follow_up_in_process
 
 FACE = FACES / "obama2.jpg"
-PAGE = '<html><head><title>gallery</title></head><body><img src="{src}"></body></html>'
+PAGE = '<html{lang}><head><title>gallery</title></head><body><img src="{src}"></body></html>'
 HOST_DESK = "abuse@host.example"
 UPSTREAM_DESK = "abuse@upstream.example"
 
@@ -80,8 +80,9 @@ def _settings(data: Path, site: HostileServer, tls: ServerTLS, smtp_port: int, *
     )
 
 
-def _serve(site: HostileServer, page: str, image: str) -> None:
-    site.add(page, PAGE.format(src=image).encode(), content_type="text/html; charset=utf-8")
+def _serve(site: HostileServer, page: str, image: str, lang: str | None = None) -> None:
+    html = PAGE.format(src=image, lang=f' lang="{lang}"' if lang else "")
+    site.add(page, html.encode(), content_type="text/html; charset=utf-8")
     site.add(image, FACE.read_bytes(), content_type="image/jpeg")
 
 
@@ -265,7 +266,7 @@ REMOVALS = {
         "unlinked",
         lambda site: site.add(
             "/gallery/one.html",
-            PAGE.format(src="/img/other.jpg").encode(),
+            PAGE.format(src="/img/other.jpg", lang="").encode(),
             content_type="text/html",
         ),
     ),
@@ -541,3 +542,23 @@ def test_the_commands_take_a_match_from_review_to_a_verified_removal_and_its_rep
     text = "".join(page.extract_text() for page in PdfReader(pdf_file).pages)
     assert "삭제 요청 처리 현황" in text and "방송통신심의위원회" in text  # Korean, embedded
     assert "Local hosting network" in text
+
+
+def test_a_notice_is_in_the_pages_language_when_the_recipient_reads_it(
+    tmp_path: Path, detectors: Detectors
+) -> None:
+    tls = make_tls(tmp_path / "tls")
+    with HostileServer() as site, smtp_server() as (mailbox, port):
+        _serve(site, "/forum/eins.html", "/img/a.jpg", lang="de-DE")
+        app = make_app(_settings(tmp_path / "data", site, tls, port), detectors)
+        _local_host(app, languages=("en", "de"))  # reads English first, German too
+        act(app, create_case, "TD-4")
+        act(app, add_faces, "TD-4", [FACES / "obama.jpg"])
+        _scan(app, site.url("/forum/eins.html"))
+        act(app, confirm, _matches(app))
+        (notice,) = act(app, draft_notices, case="TD-4").notices
+        assert notice.language == "de"
+        _send_all(app)
+        (message,) = _messages(mailbox)
+        assert [language for language, _ in _text_parts(message)] == ["de", "en"]
+        app.close()

@@ -33,6 +33,7 @@ from safeeye.db.models import (
 )
 from safeeye.db.states import BatchStatus, MatchStatus, NoticeStatus
 from safeeye.db.types import utcnow
+from safeeye.errors import SafeEyeError
 from safeeye.review.decisions import among, own_places
 from safeeye.takedown.model import (
     Category,
@@ -168,6 +169,7 @@ class Drafts:
         self._reference_key = _reference_key(work)
         self._pdq: dict[int, str | None] = {}
         self._done: list[_Draft] = []
+        self._languages: dict[str, str | None] = {}
 
     def first_recipients(self, sighting: Sighting) -> list[RecipientInfo]:
         """Who gets a first notice about this sighting: the first rung of its ladder (the
@@ -222,7 +224,8 @@ class Drafts:
             description=describe(media),
             requester=self._requester,
             evidence=package,
-            language=choose_language(recipient.languages, None),
+            language=choose_language(recipient.languages, self._page_language(sighting)),
+            page_language=self._page_language(sighting),
             notice_ref=reference,
             cites=(earlier.idempotency_key,) if earlier is not None else (),
             escalation=escalation,
@@ -332,6 +335,26 @@ class Drafts:
                 self.work, recipient.id, recipient.key, recipient.connector, approved_by
             )
         return self._batches[group]
+
+    def _page_language(self, sighting: Sighting) -> str | None:
+        """The language the sighting's page declares (its kept copy), read once per page."""
+        from safeeye.takedown.evidence import kept_page
+        from safeeye.takedown.notices.language import declared_language
+
+        if sighting.page_url is None:
+            return None
+        if sighting.page_url not in self._languages:
+            page = kept_page(self.work.session, sighting)
+            html = None
+            if page is not None and page.blob_address:
+                app = self.work.app
+                try:
+                    html = app.blobs.get_bytes(page.blob_address, app.keys.media)
+                except (OSError, SafeEyeError):
+                    html = None  # the page's copy is unreadable: the recipient's language
+            headers = page.http_headers if page is not None else None
+            self._languages[sighting.page_url] = declared_language(headers, html)
+        return self._languages[sighting.page_url]
 
     def _first_notice(self, case_id: int, media_id: int | None) -> Cited | None:
         scope = (case_id, media_id)

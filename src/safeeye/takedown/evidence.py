@@ -124,7 +124,7 @@ def build_package(
         latest = _latest(session, sighting_id)
         if latest is not None:
             return _summary(app, latest, reused=True)
-    page = _kept_page(session, sighting)
+    page = kept_page(session, sighting)
     html = (
         app.blobs.get_bytes(page.blob_address, app.keys.media)
         if page is not None and page.blob_address
@@ -247,7 +247,7 @@ def _latest(session: Session, sighting_id: int) -> EvidencePackage | None:
     ).scalar_one_or_none()
 
 
-def _kept_page(session: Session, sighting: Sighting) -> Page | None:
+def kept_page(session: Session, sighting: Sighting) -> Page | None:
     """The page the sighting was found on, as kept: the one it names, else the latest kept
     fetch of its page URL."""
     page_id = (sighting.evidence or {}).get("page_id")

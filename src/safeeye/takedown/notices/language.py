@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 from safeeye.errors import SafeEyeError
 
@@ -55,6 +56,24 @@ def choose_language(recipient_languages: Iterable[str], page_language: str | Non
     if page is not None and page in readable:
         return page
     return readable[0] if readable else ENGLISH
+
+
+_HTML_LANG = re.compile(
+    rb"<html\b[^>]*?\blang\s*=\s*[\"']?\s*([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*)", re.I
+)
+
+
+def declared_language(headers: Mapping[str, str] | None, html: bytes | None) -> str | None:
+    """The language a page declares: its ``<html lang>``, else its Content-Language header
+    (the first tag of a list); None when it declares none or one we cannot read."""
+    if html:
+        found = _HTML_LANG.search(html[:65536])
+        if found:
+            return found.group(1).decode("ascii").lower()
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-language" and value.strip():
+            return value.split(",")[0].strip().lower() or None
+    return None
 
 
 def attaches_english(language: str) -> bool:
