@@ -562,3 +562,28 @@ def test_a_notice_is_in_the_pages_language_when_the_recipient_reads_it(
         (message,) = _messages(mailbox)
         assert [language for language, _ in _text_parts(message)] == ["de", "en"]
         app.close()
+
+
+def test_another_file_of_the_same_face_once_confirmed_cites_the_cases_first_notice(
+    world: World,
+) -> None:
+    app, site = world.app, world.site
+    act(app, confirm, _matches(app))
+    act(app, draft_notices, case="TD-1")
+    _send_all(app)
+    first = _notices(app)[0]
+
+    site.add(
+        "/gallery/two.html",
+        PAGE.format(src="/img/b.jpg", lang="").encode(),
+        content_type="text/html",
+    )
+    site.add("/img/b.jpg", (FACES / "obama3.jpg").read_bytes(), content_type="image/jpeg")
+    _scan(app, site.url("/gallery/two.html"))
+    new_match = _matches(app)[-1]
+    with app.db.session(read_only=True) as session:
+        assert session.get(Match, new_match).status == "pending"  # a person decides first
+    act(app, confirm, [new_match], category="synthetic")
+    report = act(app, draft_notices, case="TD-1")
+    assert report.notices and all(n.cites == first.id for n in report.notices)
+    assert all(n.status == "draft" for n in report.notices)  # new media: an officer approves

@@ -161,7 +161,10 @@ class Drafts:
     def __init__(self, work: Work) -> None:
         self.work = work
         self._ladders: dict[tuple[str | None, ...], list[RecipientInfo]] = {}
-        self._first: dict[tuple[int, int | None], Cited | None] = {}
+        #: The case's first notice (about a file, or about anything) from before this unit of
+        #: work, and the first written in it.
+        self._prior: dict[tuple[int, int | None], Cited | None] = {}
+        self._first: dict[tuple[int, int | None], Cited] = {}
         self._drafted: list[_Draft] = []
         self._stored = 0  # how many of them are in the database
         self._batches: dict[tuple[int, bool], Batch] = {}
@@ -208,8 +211,12 @@ class Drafts:
         reference = reference_for(self._reference_key, sighting.id, recipient.id)
         if media.id not in self._pdq:
             self._pdq[media.id] = _pdq(work.session, media.id)
-        same_media = self._first_notice(case.id, media.id)
-        earlier = same_media or self._first_notice(case.id, None)
+        reported = self._prior_notice(case.id, media.id)  # an officer acted on this file
+        earlier = (
+            Cited(escalated_from.id, escalated_from.idempotency_key, escalated_from.sighting_id)
+            if escalated_from is not None  # the notice that was not acted on
+            else self._earlier(case.id, media.id, sighting.id)
+        )
         facts = NoticeFacts(
             recipient=plain_recipient(recipient),
             category=category,
@@ -234,7 +241,7 @@ class Drafts:
         # A re-upload of media already reported for this case may go out without a person;
         # an escalation goes on by itself (the officer approved the request it follows).
         automatic = (
-            same_media is not None
+            reported is not None
             and escalated_from is None
             and work.app.settings.auto_send_reuploads
         )
@@ -266,12 +273,12 @@ class Drafts:
         draft = _Draft(values, case, key, recipient, sighting.location)
         self._drafted.append(draft)
         first = [
-            scope for scope in ((case.id, media.id), (case.id, None)) if not self._first.get(scope)
+            scope for scope in ((case.id, media.id), (case.id, None)) if scope not in self._first
         ]
         if first:
             self._store()  # the notices after it cite it by id
             for scope in first:
-                self._first[scope] = Cited(values["id"], reference)
+                self._first[scope] = Cited(values["id"], reference, sighting.id)
 
     def finish(self) -> list[int]:
         """Store the notices written so far (one bulk insert); one audit event per case and
@@ -356,12 +363,24 @@ class Drafts:
             self._languages[sighting.page_url] = declared_language(headers, html)
         return self._languages[sighting.page_url]
 
-    def _first_notice(self, case_id: int, media_id: int | None) -> Cited | None:
+    def _earlier(self, case_id: int, media_id: int, sighting_id: int) -> Cited | None:
+        """The notice a new one about ``sighting_id`` cites: the case's first about the same
+        file elsewhere (a re-upload), else its first about anything elsewhere (the same
+        person's face in another file); never one about the same sighting."""
+        for scope in ((case_id, media_id), (case_id, None)):
+            for found in (self._prior_notice(*scope), self._first.get(scope)):
+                if found is not None and found.sighting_id != sighting_id:
+                    return found
+        return None
+
+    def _prior_notice(self, case_id: int, media_id: int | None) -> Cited | None:
         scope = (case_id, media_id)
-        if scope not in self._first:
+        if scope not in self._prior:
             found = _first_notice(self.work.session, case_id, media_id)
-            self._first[scope] = Cited(found.id, found.idempotency_key) if found else None
-        return self._first[scope]
+            self._prior[scope] = (
+                Cited(found.id, found.idempotency_key, found.sighting_id) if found else None
+            )
+        return self._prior[scope]
 
 
 class Cited(NamedTuple):
@@ -369,6 +388,7 @@ class Cited(NamedTuple):
 
     id: int
     idempotency_key: str
+    sighting_id: int
 
 
 @dataclass
