@@ -203,7 +203,7 @@ class Drafts:
         approved_by: str | None = None,
     ) -> None:
         """Write one notice out, sealed, into its batch (``finish`` stores it)."""
-        from safeeye.takedown.notices.language import choose_language
+        from safeeye.takedown.notices.language import choose_language, normalise
         from safeeye.takedown.notices.render import render
 
         work = self.work
@@ -217,6 +217,9 @@ class Drafts:
             if escalated_from is not None  # the notice that was not acted on
             else self._earlier(case.id, media.id, sighting.id)
         )
+        # The page's language decides only among languages the recipient reads.
+        readable = {normalise(language) for language in recipient.languages} - {None}
+        page_language = self._page_language(sighting) if len(readable) > 1 else None
         facts = NoticeFacts(
             recipient=plain_recipient(recipient),
             category=category,
@@ -231,8 +234,8 @@ class Drafts:
             description=describe(media),
             requester=self._requester,
             evidence=package,
-            language=choose_language(recipient.languages, self._page_language(sighting)),
-            page_language=self._page_language(sighting),
+            language=choose_language(recipient.languages, page_language),
+            page_language=page_language,
             notice_ref=reference,
             cites=(earlier.idempotency_key,) if earlier is not None else (),
             escalation=escalation,
