@@ -37,7 +37,7 @@ from regulator_receiver import RegulatorReceiver
 from safeeye import cli
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
-from safeeye.db.models import Match, Notice, Recheck, Sighting
+from safeeye.db.models import Match, MediaFrame, Notice, Recheck, Sighting
 from safeeye.db.types import utcnow
 from safeeye.ingest.monitor import Monitor
 from safeeye.ingest.service import add_source
@@ -50,6 +50,7 @@ from safeeye.takedown.follow_up import overdue_notices, unreported_matches
 from safeeye.takedown.recipients import add_recipient, update_recipient
 from safeeye.tasks.runner import InProcessRunner
 from safeeye.tasks.scheduler import follow_up_in_process
+from stopncii_endpoint import StopNCIIEndpoint
 
 FACE = FACES / "obama2.jpg"
 PAGE = '<html{lang}><head><title>gallery</title></head><body><img src="{src}"></body></html>'
@@ -587,3 +588,40 @@ def test_another_file_of_the_same_face_once_confirmed_cites_the_cases_first_noti
     report = act(app, draft_notices, case="TD-1")
     assert report.notices and all(n.cites == first.id for n in report.notices)
     assert all(n.status == "draft" for n in report.notices)  # new media: an officer approves
+
+
+def test_an_officer_shares_the_files_hashes_with_stopncii_once_per_file(
+    tmp_path: Path, detectors: Detectors
+) -> None:
+    tls = make_tls(tmp_path / "tls")
+    keys = {"stopncii_subscription_key": "sub-1", "stopncii_submit_key": "submit-1"}
+    with (
+        HostileServer() as site,
+        smtp_server() as (_, port),
+        StopNCIIEndpoint("sub-1", "submit-1", tls) as stopncii,
+    ):
+        _serve(site, "/gallery/one.html", "/img/a.jpg")
+        _serve(site, "/board/two.html", "/media/copy.jpg")  # the same file twice
+        app = make_app(_settings(tmp_path / "data", site, tls, port, **keys), detectors)
+        act(app, update_recipient, "stopncii", address=stopncii.url)
+        act(app, create_case, "TD-5")
+        act(app, add_faces, "TD-5", [FACES / "obama.jpg"])
+        _scan(app, site.url("/gallery/one.html"))
+        _scan(app, site.url("/board/two.html"))
+        act(app, confirm, _matches(app), category="synthetic")
+
+        report = act(app, draft_notices, case="TD-5", to=["stopncii"])
+        shared = [n for n in report.notices if n.recipient == "stopncii"]
+        assert len(shared) == 1  # one file, two sightings: its hashes once
+        assert act(app, draft_notices, case="TD-5", to=["stopncii"]).notices == []
+        _send_all(app)
+
+        with app.db.session(read_only=True) as session:
+            media = session.execute(select(Sighting)).scalars().first()
+            assert media is not None
+            pdq = session.execute(
+                select(MediaFrame.pdq_hex).where(MediaFrame.media_id == media.media_id)
+            ).scalar_one()
+        assert set(stopncii.records) == {("ImagePDQ", pdq)}
+        assert {n.status for n in _notices(app) if n.id == shared[0].id} == {"sent"}
+        app.close()

@@ -43,12 +43,20 @@ def notices_draft(
     evidence: Annotated[
         bool, typer.Option("--evidence/--no-evidence", help="Build evidence packages first.")
     ] = True,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Also this recipient (its key; repeatable), e.g. stopncii to share the "
+            "files' hashes where the victim consented.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write notices for every confirmed match that still needs them, in draft batches."""
     from safeeye.takedown.drafting import draft_notices
 
-    report = call(as_json, draft_notices, case=case, evidence=evidence)
+    report = call(as_json, draft_notices, case=case, evidence=evidence, to=to)
     if as_json:
         emit(asdict(report))
         return

@@ -33,13 +33,14 @@ from safeeye.db.models import (
 )
 from safeeye.db.states import BatchStatus, MatchStatus, NoticeStatus
 from safeeye.db.types import utcnow
-from safeeye.errors import SafeEyeError
+from safeeye.errors import SafeEyeError, ValidationError
 from safeeye.review.decisions import among, own_places
 from safeeye.takedown.model import (
     Category,
     EvidenceRef,
     NoticeFacts,
     RecipientInfo,
+    RecipientKind,
     RenderedNotice,
     Requester,
 )
@@ -113,11 +114,16 @@ def draft_notices(
     case: str | None = None,
     match_ids: list[int] | None = None,
     evidence: bool = True,
+    to: list[str] | None = None,
 ) -> DraftReport:
     """Write a notice for every sighting of every confirmed match (of ``case``, or these
     matches) to each recipient it needs, unless one exists; the victim's own places are
     skipped. Group the new notices into batches. A notice about media this case already had a
-    notice for cites the first one, and goes out without a person when the setting says so."""
+    notice for cites the first one, and goes out without a person when the setting says so.
+
+    ``to`` names more recipients (directory keys) the officer chose: each gets a notice for
+    every sighting too, except a hash-sharing program (StopNCII), which gets one per file (its
+    hashes, whatever the URL; the victim consented to sharing them)."""
     work.require(Role.REVIEWER, Role.SYSTEM, action="draft deletion requests")
     session = work.session
     query = select(Match).where(Match.status == MatchStatus.CONFIRMED).order_by(Match.id)
@@ -126,6 +132,7 @@ def draft_notices(
     if match_ids is not None:
         query = query.where(Match.id.in_(match_ids))
     drafts = Drafts(work)
+    chosen = [_chosen(work, key) for key in to or []]
     skipped = already = 0
     for match in session.execute(query).scalars().all():
         matched_case = session.get(Case, match.case_id)
@@ -136,12 +143,23 @@ def draft_notices(
         own = own_places(work, matched_case)
         sightings = _web_sightings(session, media.id)
         existing = _existing(session, [s.id for s in sightings])
+        hashes_shared: set[int] = set()  # hash-sharing programs that have this file
         for sighting in sightings:
             if among(own, sighting.location, sighting.final_url, sighting.page_url):
                 skipped += 1
                 continue
             package: EvidenceRef | None = None
-            for recipient in drafts.first_recipients(sighting):
+            recipients = list(drafts.first_recipients(sighting))
+            for extra in chosen:
+                if extra.kind == RecipientKind.HASH_SHARING:
+                    assert extra.id is not None
+                    shared_before = any(r == extra.id for _, r in existing)  # this file's
+                    if extra.id in hashes_shared or shared_before:
+                        continue
+                    hashes_shared.add(extra.id)
+                if extra not in recipients:
+                    recipients.append(extra)
+            for recipient in recipients:
                 if (sighting.id, recipient.id) in existing:
                     already += 1
                     continue
@@ -585,6 +603,16 @@ def _web_sightings(session: Session, media_id: int) -> list[Sighting]:
         select(Sighting).where(Sighting.media_id == media_id).order_by(Sighting.id)
     ).scalars()
     return [s for s in rows if s.location.lower().startswith(WEB)]
+
+
+def _chosen(work: Work, key: str) -> RecipientInfo:
+    """A recipient the officer named, as notices see it."""
+    from safeeye.takedown.recipients import show_recipient
+
+    entry = show_recipient(work, key)
+    if not entry.enabled:
+        raise ValidationError(f"recipient {key!r} is disabled")
+    return plain_recipient(entry)
 
 
 def _existing(session: Session, sighting_ids: list[int]) -> set[tuple[int, int]]:
