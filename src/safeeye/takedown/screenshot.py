@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from safeeye.errors import FetchError, SafeEyeError
 from safeeye.ingest.fetcher import FetchStatusError
+from safeeye.media.blur import blur_radius, blurred
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page, Request, Route, WebSocketRoute
@@ -169,9 +170,9 @@ def blur_png(png: bytes, policy: ScreenshotPolicy | None = None) -> BlurredShot:
     policy = policy or ScreenshotPolicy()
     with Image.open(io.BytesIO(png)) as image:
         picture = image.convert("RGB")
-    radius = max(16.0, max(picture.size) / policy.blur_divisor)
+    radius = blur_radius(picture.size, policy.blur_divisor)
     out = io.BytesIO()
-    picture.filter(ImageFilter.GaussianBlur(radius)).save(out, "PNG", optimize=True)
+    blurred(picture, policy.blur_divisor).save(out, "PNG", optimize=True)
     return BlurredShot(out.getvalue(), picture.width, picture.height, radius)
 
 
