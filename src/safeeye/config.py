@@ -149,6 +149,29 @@ class Settings(BaseSettings):
         "'syslog' (the local syslog socket) or 'syslog://HOST:PORT' (UDP).",
     )
 
+    # Accounts (safeeye.accounts): sessions, login throttling, passwords.
+    session_idle_minutes: float = Field(
+        default=30.0, gt=0, description="A web session ends after this long without a request."
+    )
+    session_lifetime_hours: float = Field(
+        default=12.0, gt=0, description="A web session ends this long after login, used or not."
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins to one account name within the window before it is throttled.",
+    )
+    login_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins from one client address (an IPv6 /64) "
+        "within the window before it is throttled.",
+    )
+    login_window_minutes: float = Field(
+        default=15.0, gt=0, description="The sliding window that failed logins are counted in."
+    )
+    password_min_length: int = Field(default=12, ge=8, le=128)
+
     # Matching thresholds.
     pdq_threshold: int = Field(default=31, ge=0, le=256)
     pdq_min_quality: int = Field(default=50, ge=0, le=100)

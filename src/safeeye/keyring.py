@@ -38,6 +38,7 @@ SERVICE_KEYS: Mapping[str, str] = {
     "audit-signing": "the Ed25519 key that signs audit checkpoints",
     "evidence-signing": "the Ed25519 key that signs evidence packages",
     "notice-signing": "the Ed25519 key that signs requests to recipients' systems",
+    "account-secrets": "accounts' TOTP secrets and the login throttle's digests",
 }
 
 
