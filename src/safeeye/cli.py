@@ -27,6 +27,7 @@ from safeeye.commands.evidence import evidence_app
 from safeeye.commands.notices import notices_app, report_app
 from safeeye.commands.recipients import recipients_app
 from safeeye.commands.review import review_app
+from safeeye.commands.users import user_app
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
 
@@ -50,6 +51,7 @@ app.add_typer(evidence_app, name="evidence")
 app.add_typer(notices_app, name="notices")
 app.add_typer(recipients_app, name="recipients")
 app.add_typer(report_app, name="report")
+app.add_typer(user_app, name="user")
 app.command("recheck")(notices_commands.recheck)
 case_app.command("allow")(review_commands.allow)
 case_app.command("allowlist")(review_commands.allowlist)
