@@ -27,6 +27,7 @@ from safeeye.commands.evidence import evidence_app
 from safeeye.commands.notices import notices_app, report_app
 from safeeye.commands.recipients import recipients_app
 from safeeye.commands.review import review_app
+from safeeye.commands.serve import serve
 from safeeye.commands.users import user_app
 from safeeye.config import Settings
 from safeeye.errors import SafeEyeError, ValidationError
@@ -53,6 +54,7 @@ app.add_typer(recipients_app, name="recipients")
 app.add_typer(report_app, name="report")
 app.add_typer(user_app, name="user")
 app.command("recheck")(notices_commands.recheck)
+app.command("serve")(serve)
 case_app.command("allow")(review_commands.allow)
 case_app.command("allowlist")(review_commands.allowlist)
 case_app.command("disallow")(review_commands.disallow)

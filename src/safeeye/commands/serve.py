@@ -1,0 +1,103 @@
+"""``safeeye serve``: the web workbench, with the monitor and the deletion follow-up beside it
+in the same process (the embedded default; with Celery workers, turn them off here)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from safeeye.commands.common import actor, app_for, console
+
+log = logging.getLogger(__name__)
+#: How long a clean stop waits for a background loop (a visit under way ends at its next
+#: step; one that takes longer is resumed by the next monitor once its lease expires).
+JOIN_SECONDS = 15.0
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch/--no-watch",
+            help="Also visit due sources (the monitor), as `safeeye discover` does.",
+        ),
+    ] = True,
+    follow_up: Annotated[
+        bool,
+        typer.Option(
+            "--follow-up/--no-follow-up",
+            help="Also send approved batches, recheck sent notices and report re-uploads "
+            "(leave both to Celery workers where they run).",
+        ),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or '*').",
+        ),
+    ] = "127.0.0.1",
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request line (paths may name cases).")
+    ] = False,
+) -> None:
+    """Serve the workbench (pages and /api/v1) until Ctrl-C or SIGTERM; sets the data dir up
+    first, as `safeeye init` does."""
+    # TODO(issue 14, later pages): --demo (a demo data set to click through) and printing the
+    # first administrator's one-time password on a fresh installation come with those pages.
+    import uvicorn
+
+    from safeeye.ingest.monitor import Monitor
+    from safeeye.tasks.scheduler import follow_up_in_process
+    from safeeye.web.app import create_app
+
+    safe = app_for()  # runs init: data dir, master key, schema, service keys
+    who = actor()
+    stop = threading.Event()
+    loops: list[threading.Thread] = []
+    monitor = Monitor(safe, actor=who) if watch else None
+
+    def start(name: str, target: Callable[..., Any], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        loops.append(thread)
+
+    def stop_on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    # uvicorn takes these signals while it serves and hands them back to these handlers once
+    # it has shut down, so the loops stop after the server (and also if it never started).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_on_signal)
+    config = uvicorn.Config(
+        create_app(safe),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        access_log=access_log,
+        log_level="info",
+    )
+    try:
+        if monitor is not None:
+            start("monitor", monitor.run_forever, stop)
+        if follow_up:
+            start("follow-up", follow_up_in_process, safe, who, stop)
+        console.print(f"safeeye serves http://{host}:{port}/ ; Ctrl-C stops")
+        uvicorn.Server(config).run()
+    finally:
+        stop.set()
+        for thread in loops:
+            thread.join(JOIN_SECONDS)
+        busy = [thread.name for thread in loops if thread.is_alive()]
+        if busy:  # its lease lets another process carry on
+            log.warning("still busy at exit: %s", ", ".join(busy))
+        if monitor is not None and "monitor" not in busy:
+            monitor.close()
