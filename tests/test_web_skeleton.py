@@ -202,6 +202,18 @@ def test_sign_in_shows_the_name_and_roles_and_sign_out_ends_the_session(
     assert client.get("/api/v1/me").status_code == 401
 
 
+def test_an_account_on_a_one_time_password_is_asked_to_change_it_and_acts_with_no_role(
+    client: TestClient, safe: SafeEye
+) -> None:
+    issued = act(safe, create_user, "choi", ["admin"], display_name="최")
+    assert issued.password and issued.account.must_change_password
+    assert sign_in(client, "choi", issued.password).status_code == 303
+    home = client.get("/").text
+    assert "본인만 아는 새 비밀번호로 바꿔 주세요" in home
+    assert "관리자" not in home and "역할을 요청해 주세요" not in home
+    assert client.get("/api/v1/me").json()["roles"] == []
+
+
 def test_a_wrong_password_shows_the_form_again_without_the_password(
     client: TestClient, safe: SafeEye
 ) -> None:
@@ -297,7 +309,7 @@ def test_the_sign_in_page_is_korean_by_default_and_english_on_request(
 def test_a_signed_in_persons_language_setting_wins_over_the_switch(
     client: TestClient, safe: SafeEye
 ) -> None:
-    act(safe, create_user, "lee", ["reviewer"], password=PASSWORD, language_code="en")
+    act(safe, create_user, "lee", ["reviewer"], password=PASSWORD, language="en")
     assert sign_in(client, "lee").status_code == 303
     assert "Your roles" in client.get("/?lang=ko").text
 
