@@ -4,7 +4,9 @@ database, sessions that end, TOTP without replay, API tokens kept as digests, ro
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,23 @@ def test_throttling_is_shared_by_two_processes_on_one_database(
     assert isinstance(_refusal(first, "kim", PASSWORD), LoginThrottled)
     _age_attempts(second, 16)
     assert _login(first, "kim").username == "kim"
+
+
+def test_concurrent_guesses_from_two_processes_get_no_more_tries_than_the_limit(
+    two_apps: tuple[SafeEye, SafeEye],
+) -> None:
+    first, second = two_apps
+    _user(first)
+    start = threading.Barrier(6)
+
+    def guess(n: int) -> str:
+        start.wait()
+        return type(_refusal((first, second)[n % 2], "kim", f"wrong guess {n}!")).__name__
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(guess, range(6)))
+
+    assert outcomes == ["LoginFailed"] * 3 + ["LoginThrottled"] * 3
 
 
 # -- sessions --------------------------------------------------------------------------------
