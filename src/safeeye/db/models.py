@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Integer,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -56,6 +58,9 @@ class Case(Base):
     #: The basis of consent (free text from the intake), sealed under the case key.
     consent_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The victim is (or was, when the material was made) a minor: the review queue takes
+    #: the case's matches first, and its notices cite the stricter law.
+    minor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -17,7 +17,20 @@ from safeeye.web import errors
 from safeeye.web.auth import AccountsGateway
 from safeeye.web.csrf import verify_csrf
 from safeeye.web.i18n import PACKAGE
-from safeeye.web.routes import home, session
+from safeeye.web.routes import (
+    account,
+    audit,
+    cases,
+    dashboard,
+    home,
+    notices,
+    public,
+    recipients,
+    review,
+    session,
+    sources,
+    users,
+)
 from safeeye.web.security import ErrorShield, SecurityHeaders
 
 if TYPE_CHECKING:
@@ -25,6 +38,27 @@ if TYPE_CHECKING:
 
 #: The largest request body (a form, a JSON request) outside the paths that take uploads.
 MAX_BODY_BYTES = 1024 * 1024
+#: Path prefix -> body limit for the routes that take uploads (face photos, known media).
+UPLOAD_BODIES = {
+    "/cases/": 512 * 1024 * 1024,
+    "/api/v1/cases/": 512 * 1024 * 1024,
+    "/sos": 40 * 1024 * 1024,
+}
+#: The routers, one pair (pages, API) per resource, in the order they are matched.
+RESOURCES = (
+    session,
+    home,
+    dashboard,
+    cases,
+    sources,
+    review,
+    notices,
+    recipients,
+    audit,
+    account,
+    users,
+    public,
+)
 
 
 def create_app(
@@ -49,10 +83,15 @@ def create_app(
     app.state.accounts = accounts or AccountsGateway(safe)
     errors.install(app)
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
-    app.include_router(session.router)
-    app.include_router(home.router)
-    app.include_router(home.api)
+    for resource in RESOURCES:
+        app.include_router(resource.router)
+        if hasattr(resource, "api"):
+            app.include_router(resource.api)
     # The last added is the outermost: headers go on every answer, the shield's 500 too.
-    app.add_middleware(ErrorShield, max_body_bytes=max_body_bytes, larger_bodies=larger_bodies)
+    app.add_middleware(
+        ErrorShield,
+        max_body_bytes=max_body_bytes,
+        larger_bodies=UPLOAD_BODIES if larger_bodies is None else larger_bodies,
+    )
     app.add_middleware(SecurityHeaders)
     return app
