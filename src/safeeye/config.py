@@ -172,6 +172,19 @@ class Settings(BaseSettings):
     )
     password_min_length: int = Field(default=12, ge=8, le=128)
 
+    # Reviewing (safeeye.review): how much a reviewer is asked to look at.
+    reveals_before_break: int = Field(
+        default=40,
+        ge=1,
+        le=10_000,
+        description="Unblurred looks a reviewer may take in one day before the review page "
+        "suggests a break (the admin's dashboard shows who is past it).",
+    )
+    workday_timezone: str = Field(
+        default="Asia/Seoul",
+        description="The time zone whose midnight starts a reviewer's day (IANA name).",
+    )
+
     # Matching thresholds.
     pdq_threshold: int = Field(default=31, ge=0, le=256)
     pdq_min_quality: int = Field(default=50, ge=0, le=100)
@@ -226,6 +239,17 @@ class Settings(BaseSettings):
         "analysis workers included: the signals they register are computed, stored and shown "
         "like the built-in ones.",
     )
+
+    @field_validator("workday_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not a known time zone: {value!r}") from exc
+        return value
 
     @field_validator("fetch_allowlist", mode="before")
     @classmethod
