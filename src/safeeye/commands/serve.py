@@ -7,16 +7,54 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from safeeye.commands.common import actor, app_for, console
+from safeeye.work import Actor
+
+if TYPE_CHECKING:
+    from safeeye.accounts import FirstAdmin
+    from safeeye.app import SafeEye
 
 log = logging.getLogger(__name__)
 #: How long a clean stop waits for a background loop (a visit under way ends at its next
 #: step; one that takes longer is resumed by the next monitor once its lease expires).
 JOIN_SECONDS = 15.0
+
+
+def welcome(safe: SafeEye) -> FirstAdmin | None:
+    """On an installation without accounts: makes ``admin`` and prints its one-time
+    password (once; it is changed at the first sign-in)."""
+    from safeeye.accounts import ensure_first_admin
+
+    with safe.work(Actor.system("serve")) as work:
+        first = ensure_first_admin(work)
+    if first is not None:
+        console.print(
+            f"[bold]First administrator:[/] {first.username}  "
+            f"[bold]one-time password:[/] {first.password}\n"
+            "  (shown only now: sign in with it and choose your own password)"
+        )
+    return first
+
+
+def load_demo(safe: SafeEye, who: Actor) -> bool:
+    """The demo data set (``safeeye demo``) on an installation without cases; False when
+    there are cases already (the demo never mixes into real work)."""
+    from safeeye.cases.service import list_cases
+    from safeeye.demo import run_demo
+
+    with safe.work(who, read_only=True) as work:
+        if list_cases(work):
+            console.print("demo: this installation has cases already; no demo data loaded")
+            return False
+    console.print("demo: registering the demo cases and scanning the fixture media ...")
+    found = run_demo(safe, who)
+    matches = sum(len(result["matches"]) for result in found["results"])
+    console.print(f"demo: {len(found['results'])} files scanned, {matches} matches to review")
+    return True
 
 
 def serve(
@@ -46,11 +84,18 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request line (paths may name cases).")
     ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="On an installation without cases, first load the demo cases and scan the "
+            "fixture media, so the review queue has real items to try.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the workbench (pages and /api/v1) until Ctrl-C or SIGTERM; sets the data dir up
-    first, as `safeeye init` does."""
-    # TODO(issue 14, later pages): --demo (a demo data set to click through) and printing the
-    # first administrator's one-time password on a fresh installation come with those pages.
+    first, as `safeeye init` does, and on a new installation makes the first administrator
+    and prints its one-time password."""
     import uvicorn
 
     from safeeye.ingest.monitor import Monitor
@@ -59,6 +104,9 @@ def serve(
 
     safe = app_for()  # runs init: data dir, master key, schema, service keys
     who = actor()
+    welcome(safe)
+    if demo:
+        load_demo(safe, who)
     stop = threading.Event()
     loops: list[threading.Thread] = []
     monitor = Monitor(safe, actor=who) if watch else None
