@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -56,3 +57,21 @@ def browser(web: FastAPI, username: str | None = None) -> Iterator[TestClient]:
 def csrf_of(client: TestClient, page: str = "/account") -> str:
     """The signed-in session's CSRF token, read from one of its pages."""
     return form_token(client.get(page).text)
+
+
+def operations(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app answers, the included routers' too (FastAPI keeps those
+    behind wrappers of its own), HEAD left out; the static mount is not a route."""
+
+    def walk(routes: list[Any]) -> Iterator[tuple[str, str]]:
+        for route in routes:
+            if hasattr(route, "effective_candidates"):  # an included router
+                yield from walk(route.effective_candidates())
+                continue
+            original = getattr(route, "original_route", route)
+            path = getattr(route, "path", None) or getattr(original, "path", None)
+            methods = getattr(original, "methods", None)
+            if path and methods:
+                yield from ((method, path) for method in sorted(methods) if method != "HEAD")
+
+    return sorted(set(walk(list(app.routes))))

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 #: The largest request body (a form, a JSON request) outside the paths that take uploads.
 MAX_BODY_BYTES = 1024 * 1024
+#: The API's description (OpenAPI 3): the JSON API only, the pages are left out of it; also
+#: served as /api/v1/openapi.json beside the API.
+OPENAPI_URL = "/openapi.json"
 #: Path prefix -> body limit for the routes that take uploads (face photos, known media).
 UPLOAD_BODIES = {
     "/cases/": 512 * 1024 * 1024,
@@ -76,7 +79,7 @@ def create_app(
         # Swagger UI and ReDoc load their scripts from a CDN and inline them: not here.
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=OPENAPI_URL,
         dependencies=[Depends(verify_csrf)],
     )
     app.state.safe = safe
@@ -84,9 +87,12 @@ def create_app(
     errors.install(app)
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     for resource in RESOURCES:
-        app.include_router(resource.router)
+        app.include_router(resource.router, include_in_schema=False)
         if hasattr(resource, "api"):
             app.include_router(resource.api)
+    app.add_api_route(
+        "/api/v1/openapi.json", lambda: app.openapi(), include_in_schema=False, tags=["meta"]
+    )
     # The last added is the outermost: headers go on every answer, the shield's 500 too.
     app.add_middleware(
         ErrorShield,
