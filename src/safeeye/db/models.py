@@ -16,9 +16,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
+    event,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from safeeye.db.types import JSONType, UTCDateTime, utcnow
 
@@ -754,3 +756,50 @@ class LoginAttempt(Base):
     username_digest: Mapped[str] = mapped_column(String(64), index=True)
     address_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     succeeded: Mapped[bool] = mapped_column(default=False)
+
+
+class SosReport(Base):
+    """A report made on the public SOS page, without an account: it opened its case (status
+    "pending" until a counselor accepts it). The visitor holds the tracking code and the PIN;
+    only a keyed digest of the code and an Argon2 hash of the PIN are kept. What she wrote (the
+    URLs, a contact, a note, a message asking for contact) is sealed under the case key, so a
+    purge makes it unreadable; the purge also deletes the row (see ``_forget_purged_reports``)."""
+
+    __tablename__ = "sos_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    #: HMAC of the tracking code under a service key (useless without the key).
+    tracking_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    reporter: Mapped[str] = mapped_column(String(16))  # "victim" | "helper"
+    consent_face_matching: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_hash_sharing: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The reported URLs, the optional contact and note, and the sources made (JSON), sealed.
+    details_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    url_count: Mapped[int] = mapped_column(Integer, default=0)
+    photo_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    contact_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    contact_message_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_status_view_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The latest of: reported, consent withdrawn, contact asked (the intake list's order).
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_purged_reports(session: Session, _context: object, _instances: object) -> None:
+    """A purge keeps the case row as a tombstone; the SOS report of a purged case goes (its
+    sealed fields are unreadable already, the PIN hash and dates need not stay)."""
+    purged = [
+        case.id
+        for case in session.dirty
+        if isinstance(case, Case) and case.status == "purged" and case.id is not None
+    ]
+    if purged:
+        session.connection().execute(delete(SosReport).where(SosReport.case_id.in_(purged)))
