@@ -99,17 +99,25 @@ def _open_case(session: Session, code: str) -> Case:
     return case
 
 
-def create_case(work: Work, code: str, consent_basis: str | None = None) -> CaseSummary:
-    """Register a victim under ``code`` (pseudonymous: never a name) with a fresh data key."""
+#: The longest basis of consent kept (a sentence or two: where and how it was given).
+MAX_CONSENT_CHARS = 2000
+
+
+def create_case(
+    work: Work, code: str, consent_basis: str | None = None, *, minor: bool = False
+) -> CaseSummary:
+    """Register a victim under ``code`` (pseudonymous: never a name) with a fresh data key;
+    ``minor``: the victim is a minor (their matches come first in review)."""
     work.require(Role.COUNSELOR, action="create cases")
     if not CODE_PATTERN.match(code):
         raise ValidationError(
             "a case code is 2–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
+    consent_basis = _consent_text(consent_basis) if (consent_basis or "").strip() else None
     session = work.session
     if session.execute(select(Case.id).where(Case.code == code)).first():
         raise ConflictError(f"a case with code {code!r} exists already")
-    case = Case(code=code, status=CaseStatus.OPEN)
+    case = Case(code=code, status=CaseStatus.OPEN, minor=minor)
     if consent_basis:
         case.consent_at = utcnow()
     session.add(case)
@@ -121,11 +129,51 @@ def create_case(work: Work, code: str, consent_basis: str | None = None) -> Case
         "case.created",
         "case",
         case.id,
-        {"consent": bool(consent_basis)},
+        {"consent": bool(consent_basis), "minor": minor},
         case=(case.id, key),
         private={"code": code},
     )
     return _summaries(session, [case])[0]
+
+
+def record_consent(work: Work, code: str, basis: str) -> CaseSummary:
+    """Record the victim's consent (or replace the one recorded): ``basis`` says where and how
+    it was given; it is sealed under the case key, and the time is now."""
+    work.require(Role.COUNSELOR, action="record consent")
+    text = _consent_text(basis)
+    case = _open_case(work.session, code)
+    key = work.app.keys.case_key(case)
+    replaced = case.consent_at is not None
+    case.consent_at = utcnow()
+    case.consent_sealed = seal_consent(key, case.id, text)
+    work.audit(
+        "case.consent_recorded",
+        "case",
+        case.id,
+        {"replaced": replaced},
+        case=(case.id, key),
+        private={"case": code, "basis": text},
+    )
+    return _summaries(work.session, [case])[0]
+
+
+def set_minor(work: Work, code: str, minor: bool) -> CaseSummary:
+    """Mark the victim as a minor, or not (a minor's matches come first in review)."""
+    work.require(Role.COUNSELOR, action="mark a case as a minor's")
+    case = _open_case(work.session, code)
+    if case.minor != minor:
+        case.minor = minor
+        work.audit("case.minor_set", "case", case.id, {"minor": minor})
+    return _summaries(work.session, [case])[0]
+
+
+def _consent_text(basis: str | None) -> str:
+    text = (basis or "").strip()
+    if not text:
+        raise ValidationError("say where and how the victim gave consent")
+    if len(text) > MAX_CONSENT_CHARS:
+        raise ValidationError(f"the basis of consent is at most {MAX_CONSENT_CHARS} characters")
+    return text
 
 
 def list_cases(work: Work) -> list[CaseSummary]:
