@@ -207,10 +207,12 @@ def test_an_account_on_a_one_time_password_is_asked_to_change_it_and_acts_with_n
 ) -> None:
     issued = act(safe, create_user, "choi", ["admin"], display_name="최")
     assert issued.password and issued.account.must_change_password
-    assert sign_in(client, "choi", issued.password).status_code == 303
-    home = client.get("/").text
-    assert "본인만 아는 새 비밀번호로 바꿔 주세요" in home
-    assert "관리자" not in home and "역할을 요청해 주세요" not in home
+    signed = sign_in(client, "choi", issued.password)
+    assert signed.status_code == 303 and signed.headers["location"] == "/account/password"
+    assert client.get("/").headers["location"] == "/account/password"
+    page = client.get("/account/password").text
+    assert "본인만 아는 새 비밀번호로 바꿔 주세요" in page
+    assert "관리자" not in page and "역할을 요청해 주세요" not in page
     assert client.get("/api/v1/me").json()["roles"] == []
 
 

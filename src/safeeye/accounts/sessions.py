@@ -8,7 +8,7 @@ or its account being disabled. Each session has a CSRF token derived from it, fo
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -64,6 +64,8 @@ class SessionSummary:
     last_seen_at: str
     expires_at: str
     active: bool
+    #: The session of the request that lists them (``list_sessions(current=token)``).
+    current: bool = False
 
 
 def start_session(work: Work, account: Account, client: Client | None = None) -> StartedSession:
@@ -145,8 +147,11 @@ def end_session(work: Work, token: str | None) -> bool:
     return True
 
 
-def list_sessions(work: Work, username: str | None = None) -> list[SessionSummary]:
-    """The live sessions of one's own account (or, for an administrator, of ``username``)."""
+def list_sessions(
+    work: Work, username: str | None = None, *, current: str | None = None
+) -> list[SessionSummary]:
+    """The live sessions of one's own account (or, for an administrator, of ``username``);
+    the one whose cookie token is ``current`` is marked so."""
     user = own_or_admin(work, username, "list sessions")
     now = utcnow()
     rows = work.session.execute(
@@ -154,7 +159,12 @@ def list_sessions(work: Work, username: str | None = None) -> list[SessionSummar
         .where(WebSession.user_id == user.id, WebSession.revoked_at.is_(None))
         .order_by(WebSession.id.desc())
     ).scalars()
-    return [_summary(work, row, user.username, now) for row in rows if _live(work, row, now)]
+    mine = bearer.digest(current) if current else None
+    return [
+        replace(_summary(work, row, user.username, now), current=row.token_digest == mine)
+        for row in rows
+        if _live(work, row, now)
+    ]
 
 
 def revoke_session(work: Work, session_id: int) -> None:

@@ -13,7 +13,7 @@ from safeeye.accounts.model import Account, account_of
 from safeeye.accounts.rows import own_or_admin, username_of
 from safeeye.db.models import ApiToken, User
 from safeeye.db.types import utcnow
-from safeeye.errors import NotFoundError, ValidationError
+from safeeye.errors import ConflictError, NotFoundError, ValidationError
 from safeeye.work import Role, Work
 
 #: Every token starts so: secret scanners (and people) recognise a leaked one.
@@ -100,8 +100,10 @@ def list_api_tokens(work: Work, username: str | None = None) -> list[ApiTokenSum
     return [_summary(row, name, now) for row, name in rows]
 
 
-def revoke_api_token(work: Work, token_id: int) -> ApiTokenSummary:
-    """Revoke a token: one's own, or anyone's as an administrator."""
+def revoke_api_token(work: Work, token_id: int, *, in_use: str | None = None) -> ApiTokenSummary:
+    """Revoke a token: one's own, or anyone's as an administrator. ``in_use``: the token the
+    request came with, which may not revoke itself (the caller would lock itself out midway;
+    revoke it with another token or from the account page)."""
     found = work.session.execute(
         select(ApiToken, User.username)
         .join(User, User.id == ApiToken.user_id)
@@ -111,6 +113,8 @@ def revoke_api_token(work: Work, token_id: int) -> ApiTokenSummary:
         raise NotFoundError(f"no API token {token_id}")
     row, username = found
     own_or_admin(work, username, "revoke API tokens")
+    if in_use and row.token_digest == bearer.digest(in_use):
+        raise ConflictError("a token cannot revoke itself: use another token or the account page")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         work.audit("account.token_revoked", "api_token", row.id, {"user": username})

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from safeeye.accounts import throttle
@@ -105,11 +105,20 @@ def create_user(
     return IssuedPassword(account_of(user), issued)
 
 
-def list_users(work: Work) -> list[Account]:
-    """Every account, by username (administrators and auditors)."""
+def list_users(work: Work, *, limit: int | None = None, offset: int = 0) -> list[Account]:
+    """Every account, by username (administrators and auditors); a page of ``limit`` from
+    ``offset`` when asked."""
     work.require(Role.ADMIN, Role.AUDITOR, action="list accounts")
-    users = work.session.execute(select(User).order_by(User.username)).scalars()
-    return [account_of(user) for user in users]
+    query = select(User).order_by(User.username).offset(max(0, offset))
+    if limit is not None:
+        query = query.limit(max(0, limit))
+    return [account_of(user) for user in work.session.execute(query).scalars()]
+
+
+def count_users(work: Work) -> int:
+    """How many accounts there are (administrators and auditors), for paging."""
+    work.require(Role.ADMIN, Role.AUDITOR, action="list accounts")
+    return int(work.session.execute(select(func.count()).select_from(User)).scalar_one())
 
 
 def get_user(work: Work, username: str) -> Account:
@@ -133,9 +142,10 @@ def update_user(
     blur level by administrators or the account itself. Disabling ends its sessions."""
     user = find_user(work.session, username)
     changes: dict[str, Any] = {}
+    own = username_of(work.actor) == user.username
     if roles is not None or disabled is not None:
         work.require(Role.ADMIN, action="change roles or disable accounts")
-    elif username_of(work.actor) != user.username:
+    elif not own:
         work.require(Role.ADMIN, action="change other accounts")
     if roles is not None and role_names(roles) != user.roles:
         changes["roles"] = role_names(roles)
@@ -150,7 +160,16 @@ def update_user(
     if not changes:
         return account_of(user)
     if _loses_admin(user, changes) and _other_admins(work, user) == 0:
-        raise ConflictError("this is the last enabled administrator: make another one first")
+        raise ConflictError(
+            "this is the last enabled administrator: make another one first", code="last_admin"
+        )
+    if own and ("roles" in changes or "disabled" in changes):
+        # Nobody takes away their own access by a slip (or a script holding their token).
+        raise ConflictError(
+            "you cannot change your own roles or disable your own account: ask another "
+            "administrator",
+            code="own_account",
+        )
     for field, value in changes.items():
         setattr(user, field, value)
     ended = revoke_sessions(work.session, user.id) if changes.get("disabled") else 0
@@ -199,6 +218,10 @@ def reset_password(work: Work, username: str, new_password: str | None = None) -
     changed at the next login; every session of the account ends."""
     work.require(Role.ADMIN, action="reset passwords")
     user = find_user(work.session, username)
+    if username_of(work.actor) == user.username:
+        raise ConflictError(
+            "change your own password with your current one, not by a reset", code="own_account"
+        )
     issued = None
     if new_password is None:
         issued = new_password = one_time_password()

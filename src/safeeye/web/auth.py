@@ -76,6 +76,16 @@ class NotSignedIn(Exception):
         self.stale_session = stale_session
 
 
+class PasswordChangeRequired(Exception):
+    """A person on a one-time password asked for a page other than the password form: they
+    are sent there first (see ``errors``). The API answers as usual: such a person has no
+    role, so every service refuses them."""
+
+
+#: The page a person on a one-time password may open (besides signing out).
+PASSWORD_PAGE = "/account/password"
+
+
 @dataclass(frozen=True)
 class LiveSession:
     """The signed-in person of a session cookie and the session's CSRF token."""
@@ -203,9 +213,13 @@ MaybeSignedIn = Annotated[Principal | None, Depends(current_principal)]
 
 
 def signed_in(request: Request, principal: MaybeSignedIn) -> Principal:
-    """The signed-in person; ``NotSignedIn`` otherwise."""
+    """The signed-in person; ``NotSignedIn`` otherwise. On a page, a person who must still
+    choose their own password is ``PasswordChangeRequired`` except on the password page."""
     if principal is None:
         raise NotSignedIn(stale_session=getattr(request.state, "stale_session", False))
+    path = request.url.path
+    if principal.must_change_password and path != PASSWORD_PAGE and not path.startswith("/api/"):
+        raise PasswordChangeRequired()
     return principal
 
 
@@ -255,9 +269,11 @@ def services(request: Request, principal: SignedIn) -> Services:
 
 ServicesFor = Annotated[Services, Depends(services)]
 __all__ = [
+    "PASSWORD_PAGE",
     "AccountsGateway",
     "MaybeSignedIn",
     "NotSignedIn",
+    "PasswordChangeRequired",
     "Principal",
     "Services",
     "ServicesFor",

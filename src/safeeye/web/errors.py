@@ -22,7 +22,12 @@ from safeeye.errors import (
     SafeEyeError,
     ValidationError,
 )
-from safeeye.web.auth import NotSignedIn, session_cookie_name
+from safeeye.web.auth import (
+    PASSWORD_PAGE,
+    NotSignedIn,
+    PasswordChangeRequired,
+    session_cookie_name,
+)
 from safeeye.web.csrf import CsrfRefused
 from safeeye.web.rendering import render
 
@@ -115,6 +120,14 @@ async def not_signed_in(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def password_change_required(request: Request, exc: Exception) -> Response:
+    """A person on a one-time password goes to the password form first."""
+    assert isinstance(exc, PasswordChangeRequired)
+    if request.headers.get("hx-request"):
+        return Response(status_code=403, headers={"HX-Redirect": PASSWORD_PAGE})
+    return RedirectResponse(PASSWORD_PAGE, status_code=303)
+
+
 async def csrf_refused(request: Request, exc: Exception) -> Response:
     return error_response(
         request, 403, "csrf", "the form is out of date or came from another site: reload the page"
@@ -127,4 +140,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NotSignedIn, not_signed_in)
+    app.add_exception_handler(PasswordChangeRequired, password_change_required)
     app.add_exception_handler(CsrfRefused, csrf_refused)

@@ -11,7 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 from safeeye.accounts import LoginFailed, LoginThrottled, SecondFactorRequired
 from safeeye.web import csrf
 from safeeye.web.auth import (
+    PASSWORD_PAGE,
     MaybeSignedIn,
+    Principal,
     client_of,
     gateway,
     session_cookie,
@@ -30,10 +32,16 @@ def local_target(target: str | None) -> str:
     return target
 
 
+def after_sign_in(principal: Principal, target: str | None) -> str:
+    """Where a signed-in person goes: the password form while they are on a one-time
+    password, else ``target`` when it is on this site."""
+    return PASSWORD_PAGE if principal.must_change_password else local_target(target)
+
+
 @router.get("/login")
 def login_page(request: Request, principal: MaybeSignedIn, next: str | None = None) -> Response:
     if principal is not None:
-        return RedirectResponse(local_target(next), status_code=303)
+        return RedirectResponse(after_sign_in(principal, next), status_code=303)
     response = render(request, "login.html", {"next": local_target(next), "failure": None})
     if getattr(request.state, "stale_session", False):
         response.delete_cookie(session_cookie_name(request))
@@ -63,7 +71,7 @@ def login(
             else None
         )
         return render(request, "login.html", context, status_code=status, headers=headers)
-    response = RedirectResponse(local_target(next), status_code=303)
+    response = RedirectResponse(after_sign_in(signed.principal, next), status_code=303)
     response.set_cookie(
         session_cookie_name(request),
         signed.token,
