@@ -495,3 +495,142 @@ def _locked_head(session: Session) -> AuditHead:
 
 
 _HEAD_KEY = "safeeye.audit_head"
+
+
+# -- reading the log (the workbench's audit pages) --------------------------------------------
+
+#: The most events one page holds.
+MAX_EVENTS_PAGE = 500
+#: The action that records a verification (and its outcome) in the log itself.
+VERIFIED = "audit.verified"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event as the audit pages show it: its details as they are stored, less the sealed
+    part (``sealed`` says there was one; it stays sealed)."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    details: dict[str, Any]
+    sealed: bool
+    hash: str
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[EventRow]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A verification of the whole log: its outcome, when and by whom it ran."""
+
+    ok: bool
+    verified: int
+    first_broken: int | None
+    message: str
+    checked_at: str
+    checked_by: str
+    seconds: float
+
+
+def list_events(
+    work: Work,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> EventPage:
+    """Events newest first, read-only: ``action`` is a prefix (``notice.`` or ``notice``),
+    ``actor``, ``object_type`` and ``object_id`` match exactly, [since, until) bounds the time."""
+    from safeeye.errors import ValidationError
+
+    work.require(Role.AUDITOR, action="read the audit log")
+    if not 1 <= limit <= MAX_EVENTS_PAGE:
+        raise ValidationError(f"a page holds 1 to {MAX_EVENTS_PAGE} events")
+    if offset < 0:
+        raise ValidationError("the offset cannot be negative")
+    if since is not None and until is not None and since >= until:
+        raise ValidationError("the period ends before it starts")
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if object_type:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    query = query.order_by(AuditEvent.id.desc()).limit(limit + 1).offset(offset)
+    rows = list(work.session.scalars(query))
+    events = [_event_row(row) for row in rows[:limit]]
+    return EventPage(events, limit, offset, len(rows) > limit)
+
+
+def _event_row(event: AuditEvent) -> EventRow:
+    details = dict(event.details or {})
+    sealed = details.pop("sealed", None) is not None
+    return EventRow(
+        id=event.id,
+        at=event.at.isoformat(timespec="seconds"),
+        actor=event.actor,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        details=details,
+        sealed=sealed,
+        hash=event.hash,
+    )
+
+
+def verify_and_record(work: Work) -> Verification:
+    """Verify the whole log now, and record that it was done (and what was found) as an
+    ``audit.verified`` event, so the audit page shows the last result without walking the
+    chain on every view."""
+    started = time.monotonic()
+    report = verify_log(work)
+    seconds = round(time.monotonic() - started, 3)
+    outcome = asdict(report) | {"seconds": seconds}
+    event = work.audit(VERIFIED, "audit", None, outcome)
+    return _verification(event.at, event.actor, outcome)
+
+
+def last_verification(work: Work) -> Verification | None:
+    """The newest recorded verification (None when the log was never verified here)."""
+    work.require(Role.AUDITOR, action="read the audit log")
+    event = work.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == VERIFIED).order_by(AuditEvent.id.desc())
+    ).first()
+    if event is None:
+        return None
+    return _verification(event.at, event.actor, event.details or {})
+
+
+def _verification(at: datetime, by: str, outcome: dict[str, Any]) -> Verification:
+    broken = outcome.get("first_broken")
+    return Verification(
+        ok=bool(outcome.get("ok")),
+        verified=int(outcome.get("verified") or 0),
+        first_broken=int(broken) if isinstance(broken, int) else None,
+        message=str(outcome.get("message") or ""),
+        checked_at=at.isoformat(timespec="seconds"),
+        checked_by=by,
+        seconds=float(outcome.get("seconds") or 0.0),
+    )

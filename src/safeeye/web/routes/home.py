@@ -1,22 +1,16 @@
-"""The home page (the dashboard comes here) and the API's ``me``."""
+"""The health check and the API's ``me`` (the home page is the dashboard: ``dashboard.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 
 from safeeye.web.auth import SignedIn
-from safeeye.web.rendering import render
 
 router = APIRouter()
 api = APIRouter(prefix="/api/v1")
-
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, me: SignedIn) -> HTMLResponse:
-    return render(request, "home.html")
 
 
 @router.get("/healthz", response_class=PlainTextResponse)
