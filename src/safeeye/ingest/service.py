@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 
 from safeeye.db.models import Sighting, Source
 from safeeye.db.types import utcnow
-from safeeye.errors import NotFoundError, ValidationError
+from safeeye.errors import ConflictError, NotFoundError, ValidationError
 from safeeye.ingest.sources import detect_kind, kind_named
 from safeeye.work import Role, Work
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_SECONDS = 10
+#: A year: longer intervals are typing mistakes (and would not fit the column).
+MAX_INTERVAL_SECONDS = 366 * 86400
 
 
 def parse_interval(text: str) -> int:
@@ -30,7 +32,13 @@ def parse_interval(text: str) -> int:
     seconds = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if seconds < MIN_INTERVAL_SECONDS:
         raise ValidationError(f"an interval under {MIN_INTERVAL_SECONDS} s would hammer the site")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise ValidationError("an interval is at most a year (366d)")
     return seconds
+
+
+#: A page of sources holds 1 to this many.
+MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,19 @@ class SourceSummary:
     last_status: str | None
     last_error: str | None
     sightings: int
+
+    @property
+    def paused(self) -> bool:
+        """A paused source is never due: no monitor or scheduler visits it until resumed."""
+        return not self.enabled
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    items: list[SourceSummary]
+    total: int
+    limit: int
+    offset: int
 
 
 def add_source(
@@ -109,6 +130,52 @@ def list_sources(work: Work) -> list[SourceSummary]:
     return _summaries(work.session, sources)
 
 
+def list_sources_page(work: Work, *, limit: int = 50, offset: int = 0) -> SourcePage:
+    """One page of sources, newest first, with the count of all."""
+    work.require(Role.COUNSELOR, Role.REVIEWER, Role.AUDITOR, action="list sources")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValidationError(f"a page holds 1 to {MAX_PAGE} sources from an offset of 0 or more")
+    session = work.session
+    sources = list(
+        session.execute(
+            select(Source).order_by(Source.id.desc()).limit(limit).offset(offset)
+        ).scalars()
+    )
+    total = session.execute(select(func.count(Source.id))).scalar_one()
+    return SourcePage(_summaries(session, sources), total, limit, offset)
+
+
+def pause_source(work: Work, source_id: int) -> SourceSummary:
+    """Stop visiting a source until it is resumed. It is taken off the schedule as well as
+    disabled, so neither a monitor nor a visit already queued for it will claim it (a visit
+    running now finishes, and the source stays paused)."""
+    work.require(Role.COUNSELOR, action="pause sources")
+    source = _source(work, source_id)
+    if source.enabled or source.next_due_at is not None:
+        source.enabled, source.next_due_at = False, None
+        work.audit("source.paused", "source", source.id, {"kind": source.kind})
+    return _summaries(work.session, [source])[0]
+
+
+def resume_source(work: Work, source_id: int) -> SourceSummary:
+    """Visit a paused source again: it is due at once, then every interval as before (a
+    source visited only once, and visited already, stays visited)."""
+    work.require(Role.COUNSELOR, action="resume sources")
+    source = _source(work, source_id)
+    if not source.enabled:
+        once_done = source.interval_seconds is None and source.last_visit_at is not None
+        source.enabled, source.next_due_at = True, None if once_done else utcnow()
+        work.audit("source.resumed", "source", source.id, {"kind": source.kind})
+    return _summaries(work.session, [source])[0]
+
+
+def _source(work: Work, source_id: int) -> Source:
+    source = work.session.get(Source, source_id)
+    if source is None:
+        raise NotFoundError(f"no source {source_id}")
+    return source
+
+
 def _summaries(session: Session, sources: list[Source]) -> list[SourceSummary]:
     counts = dict(
         session.execute(
@@ -146,7 +213,7 @@ def _describe(source: Source) -> str:
 def make_due(work: Work, source_id: int, delay: timedelta = timedelta(0)) -> None:
     """Make a source due now (or after ``delay``)."""
     work.require(Role.COUNSELOR, Role.SYSTEM, action="schedule sources")
-    source = work.session.get(Source, source_id)
-    if source is None:
-        raise NotFoundError(f"no source {source_id}")
+    source = _source(work, source_id)
+    if not source.enabled:
+        raise ConflictError(f"source {source_id} is paused: resume it first", code="paused")
     source.next_due_at = utcnow() + delay
