@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from conftest import FACES, act, make_app, make_settings
 from safeeye.app import SafeEye
@@ -90,6 +90,7 @@ def test_a_counselor_opens_a_case_and_uploads_face_photos_each_reported_plainly(
     assert opened.status_code == 303 and opened.headers["location"] == "/cases/WC-1?done=created"
     listed = kim.get("/cases").text
     assert "WC-1" in listed and "desk 4" not in listed  # the basis stays sealed
+    _no_inline_code(listed)
 
     added = _upload(kim, "WC-1", "faces", ("obama.jpg", FACE.read_bytes()))
     assert added.status_code == 303
@@ -319,3 +320,25 @@ def _listed(safe: SafeEye):  # type: ignore[no-untyped-def]
     from safeeye.cases.details import list_case_rows
 
     return act(safe, list_case_rows, limit=500).items
+
+
+def test_a_page_of_cases_costs_the_same_queries_however_many_it_shows(
+    kim: TestClient, safe: SafeEye
+) -> None:
+    for n in range(12):
+        act(safe, create_case, f"WQ-{n}")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(safe.db.engine, "before_cursor_execute", count)
+    try:
+        kim.get("/cases?limit=2")
+        few = len(statements)
+        statements.clear()
+        kim.get("/cases?limit=200")
+        many = len(statements)
+    finally:
+        event.remove(safe.db.engine, "before_cursor_execute", count)
+    assert few == many
