@@ -98,7 +98,7 @@ def cases_page(
     status: StatusFilter = None,
     limit: Limit = 50,
     offset: Offset = 0,
-    purged: Annotated[str | None, Query(max_length=64)] = None,
+    purged: Annotated[str | None, Query(pattern=CODE_PATTERN.pattern, max_length=64)] = None,
     references: Annotated[int | None, Query(ge=0)] = None,
 ) -> HTMLResponse:
     return _list_page(
@@ -306,8 +306,9 @@ def api_cases(
 def api_new_case(me: Counselor, services: ServicesFor, body: NewCase) -> CaseRow:
     """Open a case under a pseudonymous code (never a name)."""
     basis = (body.consent_basis or "").strip() or None
-    services.call(create_case, body.code, basis, minor=body.minor)
-    return services.call(case_detail, body.code, read_only=True).row
+    with services.work() as work:
+        create_case(work, body.code, basis, minor=body.minor)
+        return case_detail(work, body.code).row
 
 
 @api.get("/cases/{code}", response_model=CaseDetailOut)
@@ -340,15 +341,17 @@ def api_case(
 @api.post("/cases/{code}/consent", response_model=CaseRow)
 def api_consent(me: Counselor, services: ServicesFor, code: Code, body: Consent) -> CaseRow:
     """Record the victim's consent (replacing any recorded before)."""
-    services.call(record_consent, code, body.basis)
-    return services.call(case_detail, code, read_only=True).row
+    with services.work() as work:
+        record_consent(work, code, body.basis)
+        return case_detail(work, code).row
 
 
 @api.post("/cases/{code}/minor", response_model=CaseRow)
 def api_minor(me: Counselor, services: ServicesFor, code: Code, body: Minor) -> CaseRow:
     """Mark the victim as a minor, or not."""
-    services.call(set_minor, code, body.minor)
-    return services.call(case_detail, code, read_only=True).row
+    with services.work() as work:
+        set_minor(work, code, body.minor)
+        return case_detail(work, code).row
 
 
 @api.post("/cases/{code}/faces", response_model=list[Uploaded])
