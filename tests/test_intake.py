@@ -467,3 +467,20 @@ def test_face_photos_given_with_consent_become_face_references_and_leave_no_file
     outcome = act(app, add_faces, receipt.case_code, [FIXTURES / "faces" / "obama.jpg"])
     assert outcome[0].note == "already registered"
     assert TESTER.may(Role.COUNSELOR)
+
+
+def test_a_failure_while_adding_face_photos_still_gives_the_code_and_pin(
+    safe: SafeEye, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError(f"detector crashed on {LEAK}")
+
+    monkeypatch.setattr("safeeye.intake.service.add_faces", broken)
+    jpeg = (FIXTURES / "faces" / "obama.jpg").read_bytes()
+
+    receipt = submit(safe, consent_face_matching=True, photos=[Photo(io.BytesIO(jpeg))])
+
+    assert (receipt.photos, receipt.faces_found) == (1, 0)
+    assert status(safe, receipt.tracking_code, receipt.pin).accepted is False
+    assert "leak.example" not in caplog.text
+    assert list((safe.settings.data_dir / "tmp").rglob("sos-*")) == []

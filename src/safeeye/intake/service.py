@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import re
 import tempfile
@@ -53,6 +54,8 @@ from safeeye.intake.errors import IntakeThrottled, NotRecognised
 from safeeye.media.sniff import SNIFF_BYTES, sniff
 from safeeye.tempfiles import process_temp_dir
 from safeeye.work import Actor, Role, Work
+
+log = logging.getLogger(__name__)
 
 #: Who acts for a visitor of the public pages: nobody's role.
 PUBLIC = Actor("public:sos", frozenset())
@@ -191,6 +194,14 @@ def submit_report(work: Work, report: Report, client: Client | None = None) -> R
     if checked.consent_face_matching or checked.consent_hash_sharing:
         case.consent_at = now
         case.consent_sealed = seal_consent(key, case.id, _consent_basis(checked))
+    work.audit(
+        "case.created",
+        "case",
+        case.id,
+        {"consent": case.consent_at is not None, "origin": "sos"},
+        case=(case.id, key),
+        private={"code": case.code},
+    )
     intake = Work(work.app, session, _INTAKE)
     source_ids = [_watch(intake, url) for url in checked.urls]
 
@@ -376,6 +387,12 @@ def _add_face_photos(work: Work, intake: Work, case_code: str, photos: list[byte
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
         outcomes = add_faces(intake, case_code, paths)
+    except Exception as exc:
+        # The report is kept and she must still get her code and PIN: a counselor can add
+        # the photos again. The log names the kind of failure, nothing of the photo.
+        work.session.rollback()
+        log.warning("the face photos of an SOS report were not added: %s", type(exc).__name__)
+        return 0
     finally:
         for path in paths:
             path.unlink(missing_ok=True)
