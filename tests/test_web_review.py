@@ -453,3 +453,23 @@ def test_every_review_route_is_in_the_api_schema_with_bounded_parameters(world: 
     parameters = paths["/api/v1/matches/{match_id}"]["get"]["parameters"]
     match_id = next(p for p in parameters if p["name"] == "match_id")
     assert match_id["schema"]["maximum"] == 2**31 - 1
+
+
+def test_a_hash_match_says_it_is_the_same_file_and_shows_no_faces(world: World) -> None:
+    with browser(world.web, "rev") as client:
+        page = client.get(f"/review/{world.hash_match}")
+        assert page.status_code == 200
+        assert "The same file as one the victim registered." in page.text
+        assert f"/review/{world.hash_match}/faces/" not in page.text
+        assert client.get(f"/review/{world.hash_match}/faces/found.jpg").status_code == 422
+
+
+def test_the_review_pages_are_in_korean_for_a_korean_reviewer(world: World) -> None:
+    user(world.safe, "kor", "reviewer", language="ko")
+    match_id, *_ = world.case("RV-KO")
+    with browser(world.web, "kor") as client:
+        queue = client.get("/review?case=RV-KO").text
+        assert "<h1>검토 대기열</h1>" in queue and "단축키" in queue
+        detail = client.get(f"/review/{match_id}").text
+        assert "일치한 이유" in detail and "흐림 없이 보기" in detail
+        assert_clean_page(detail)
