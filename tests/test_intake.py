@@ -65,6 +65,15 @@ def safe(tmp_path: Path) -> Iterator[SafeEye]:
     app.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def each_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SafeEye]:
+    """The service on each database backend in turn (without the models)."""
+    url = request.getfixturevalue("postgres_schema") if request.param == "postgres" else None
+    app = make_app(make_settings(tmp_path / "data", url))
+    yield app
+    app.close()
+
+
 def report(**extra: object) -> Report:
     fields: dict[str, object] = {
         "reporter": "victim",
@@ -186,33 +195,34 @@ def test_wrong_pins_are_throttled_per_code_and_a_right_pin_then_waits_too(
     assert status(safe, receipt.tracking_code, receipt.pin).items_found == 0
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_apps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SafeEye, SafeEye]]:
+    """Two service instances (as two processes would have) on one database, on each backend."""
+    url = request.getfixturevalue("postgres_schema") if request.param == "postgres" else None
+    first = make_app(make_settings(tmp_path / "data", url))
+    second = make_app(make_settings(tmp_path / "data", url))
+    yield first, second
+    first.close()
+    second.close()
+
+
 def test_one_address_guessing_many_codes_is_throttled_across_two_processes(
-    tmp_path: Path,
+    two_apps: tuple[SafeEye, SafeEye],
 ) -> None:
-    first = make_app(make_settings(tmp_path / "data"))
-    second = make_app(make_settings(tmp_path / "data"))
-    try:
-        receipt = first.call(PUBLIC, submit_report, report(), Client("192.0.2.1"))
-        guesser = Client("2001:db8:1:2::7")
-        for n in range(20):
-            app = first if n % 2 else second
-            caught = refusal(app, f"ABCD-EFGH-{codes.ALPHABET[n]}A", "12345678", guesser)
-            assert isinstance(caught, NotRecognised)
-        # Another address of the same /64, with the right code and PIN, on either process.
-        neighbour = Client("2001:db8:1:2::99")
+    first, second = two_apps
+    receipt = first.call(PUBLIC, submit_report, report(), Client("192.0.2.1"))
+    guesser = Client("2001:db8:1:2::7")
+    for n in range(20):
+        app = first if n % 2 else second
+        caught = refusal(app, f"ABCD-EFGH-{codes.ALPHABET[n]}A", "12345678", guesser)
+        assert isinstance(caught, NotRecognised)
+    # Another address of the same /64, with the right code and PIN, on either process.
+    neighbour = Client("2001:db8:1:2::99")
+    for app in (first, second):
         assert isinstance(
-            refusal(first, receipt.tracking_code, receipt.pin, neighbour), IntakeThrottled
+            refusal(app, receipt.tracking_code, receipt.pin, neighbour), IntakeThrottled
         )
-        assert isinstance(
-            refusal(second, receipt.tracking_code, receipt.pin, neighbour), IntakeThrottled
-        )
-        assert (
-            status(second, receipt.tracking_code, receipt.pin, Client("192.0.2.1")).accepted
-            is False
-        )
-    finally:
-        first.close()
-        second.close()
+    assert status(second, receipt.tracking_code, receipt.pin, Client("192.0.2.1")).accepted is False
 
 
 def test_reports_are_throttled_per_address(safe: SafeEye) -> None:
@@ -310,7 +320,8 @@ def _found_and_sent(safe: SafeEye, case_code: str) -> None:
         session.commit()
 
 
-def test_progress_counts_come_from_the_cases_matches_and_notices(safe: SafeEye) -> None:
+def test_progress_counts_come_from_the_cases_matches_and_notices(each_db: SafeEye) -> None:
+    safe = each_db
     receipt = submit(safe)
     _found_and_sent(safe, receipt.case_code)
 
@@ -320,8 +331,9 @@ def test_progress_counts_come_from_the_cases_matches_and_notices(safe: SafeEye) 
 
 
 def test_withdrawing_consent_removes_face_references_and_reaches_the_intake_list(
-    safe: SafeEye,
+    each_db: SafeEye,
 ) -> None:
+    safe = each_db
     receipt = submit(safe, consent_face_matching=True)
     with safe.db.session() as session:
         case = session.execute(select(Case).where(Case.code == receipt.case_code)).scalar_one()
@@ -431,7 +443,8 @@ def test_counselors_accept_a_pending_report_once_and_an_auditor_cannot(safe: Saf
         )
 
 
-def test_purging_the_case_removes_the_report_and_its_code_no_longer_works(safe: SafeEye) -> None:
+def test_purging_the_case_removes_the_report_and_its_code_no_longer_works(each_db: SafeEye) -> None:
+    safe = each_db
     receipt = submit(safe)
     act(safe, create_case, "OTHER-1")
     safe.call(COUNSELOR, accept_intake, receipt.case_code)
