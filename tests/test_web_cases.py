@@ -20,6 +20,7 @@ from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
 from safeeye.db.models import AuditEvent, Notice, Recipient, Sighting
 from safeeye.db.types import utcnow
+from safeeye.errors import ValidationError
 from safeeye.pipeline.detectors import Detectors
 from safeeye.pipeline.record import SightingFacts
 from safeeye.pipeline.scan import Scanner
@@ -342,3 +343,25 @@ def test_a_page_of_cases_costs_the_same_queries_however_many_it_shows(
     finally:
         event.remove(safe.db.engine, "before_cursor_execute", count)
     assert few == many
+
+
+def test_the_case_services_of_the_pages_on_each_database(any_db_app: SafeEye) -> None:
+    from safeeye.cases.details import case_detail, case_notices, list_case_rows, purge_preview
+    from safeeye.cases.service import record_consent, set_minor
+
+    app = any_db_app
+    act(app, create_case, "DB-1", minor=True)
+    act(app, create_case, "DB-2", "  intake form  ")
+    act(app, record_consent, "DB-1", "phone call")
+    act(app, set_minor, "DB-2", True)
+    page = act(app, list_case_rows, status="open", limit=1)
+    assert page.total == 2 and [row.code for row in page.items] == ["DB-2"]
+    assert page.items[0].minor and page.items[0].consent
+    second = act(app, list_case_rows, limit=1, offset=1).items[0]
+    assert second.code == "DB-1" and second.consent_at is not None
+    assert act(app, list_case_rows, status="closed").total == 0
+    assert act(app, case_detail, "DB-1").references == []
+    assert act(app, case_notices, "DB-1") == []
+    assert act(app, purge_preview, "DB-1").references == 0
+    with pytest.raises(ValidationError):
+        act(app, record_consent, "DB-1", " ")

@@ -133,7 +133,8 @@ def test_pause_resume_and_visit_now_from_the_page_are_audited(
     assert _post(kim, "/sources/999999/pause").status_code == 404
 
 
-def test_a_paused_source_is_never_due_and_no_monitor_visits_it(safe: SafeEye) -> None:
+def test_a_paused_source_is_never_due_and_no_monitor_visits_it(any_db_app: SafeEye) -> None:
+    safe = any_db_app
     source = act(safe, add_source, "url", "https://leak.example/never-visited")
     monitor = Monitor(safe)
     try:
