@@ -54,3 +54,10 @@ def test_notices_benchmark_prints_its_headline_figures() -> None:
     lines = out.splitlines()
     assert any(line.startswith("batch_50_seconds: ") for line in lines), out
     assert any(line.startswith("match_to_sent_seconds: ") for line in lines), out
+
+
+def test_web_benchmark_prints_its_headline_figures() -> None:
+    out = _run("bench/web.py", "--quick", "--matches", "200", "--rounds", "3")
+    lines = out.splitlines()
+    assert any(line.startswith("median_page_ms: ") for line in lines), out
+    assert any(line.startswith("p95_page_ms: ") for line in lines), out
