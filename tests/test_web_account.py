@@ -8,6 +8,8 @@ import re
 import time
 from collections.abc import Iterator
 
+import cv2
+import numpy as np
 import pyotp
 import pytest
 from fastapi import FastAPI
@@ -17,6 +19,7 @@ from conftest import act, make_app, make_settings
 from safeeye.accounts import create_user
 from safeeye.app import SafeEye
 from safeeye.web.app import create_app
+from safeeye.web.routes.account import qr_modules, qr_svg_path
 from webtools import PASSWORD, api_token, browser, csrf_of, form_token, sign_in, user
 
 NEW_PASSWORD = "a brand new passphrase for kim"
@@ -103,6 +106,7 @@ def test_a_second_factor_is_set_up_with_a_code_and_then_asked_at_sign_in(
         secret = re.search(r'name="secret" value="([A-Z2-7]+)"', setup.text).group(1)  # type: ignore[union-attr]
         assert " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)) in setup.text
         assert "otpauth://totp/safeeye:totp?secret=" in setup.text
+        assert '<svg class="qr"' in setup.text  # drawn on the server: no script, no image URL
         wrong = post(client, "/account/totp", "/account/totp", code="000000", secret=secret)
         assert wrong.status_code == 422 and "does not match" in wrong.text and secret in wrong.text
         code = pyotp.TOTP(secret).now()
@@ -119,6 +123,21 @@ def test_a_second_factor_is_set_up_with_a_code_and_then_asked_at_sign_in(
         off = post(fresh, "/account/totp/disable", "/account/totp", password=PASSWORD)
         assert off.status_code == 303
         assert fresh.get("/api/v1/account").json()["totp_enabled"] is False
+
+
+def test_the_qr_code_of_a_key_reads_back_as_its_address() -> None:
+    uri = pyotp.TOTP(pyotp.random_base32()).provisioning_uri(name="kim", issuer_name="safeeye")
+    modules = qr_modules(uri)
+    assert modules is not None
+    dark = np.array(modules, dtype=bool)
+    picture = np.where(np.kron(dark, np.ones((8, 8), dtype=bool)), 0, 255).astype(np.uint8)
+    picture = np.pad(picture, 32, constant_values=255)
+    assert cv2.QRCodeDetector().detectAndDecode(picture)[0] == uri
+    path = qr_svg_path(modules)
+    assert path.count("M") == sum(  # one rectangle per run of dark modules in a row
+        sum(1 for x, cell in enumerate(row) if cell and (x == 0 or not row[x - 1]))
+        for row in modules
+    )
 
 
 def test_a_new_token_is_shown_once_works_as_a_bearer_and_stops_when_revoked(

@@ -325,6 +325,34 @@ def totp_enrol(request: Request, services: ServicesFor) -> HTMLResponse:
     return totp_setup(request, services, enrolment.secret, enrolment.uri)
 
 
+def qr_modules(text: str) -> list[list[bool]] | None:
+    """``text`` as a QR code: rows of modules, True for dark, with a quiet zone; None where
+    OpenCV (already in use for media) cannot make one."""
+    import cv2  # imported here: only this page needs it
+
+    try:
+        matrix = cv2.QRCodeEncoder.create().encode(text)
+    except (AttributeError, cv2.error):
+        return None
+    return [[value == 0 for value in row] for row in matrix.tolist()]
+
+
+def qr_svg_path(modules: list[list[bool]]) -> str:
+    """An SVG path drawing the dark modules, one rectangle per run of them in a row."""
+    parts = []
+    for y, row in enumerate(modules):
+        x = 0
+        while x < len(row):
+            if not row[x]:
+                x += 1
+                continue
+            start = x
+            while x < len(row) and row[x]:
+                x += 1
+            parts.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+    return "".join(parts)
+
+
 def totp_setup(
     request: Request,
     services: ServicesFor,
@@ -335,9 +363,11 @@ def totp_setup(
 ) -> HTMLResponse:
     account = services.call(get_user, services.principal.username, read_only=True)
     groups = [secret[i : i + 4] for i in range(0, len(secret), 4)]
+    modules = qr_modules(uri) if uri.startswith("otpauth://") else None
+    qr = {"size": len(modules), "path": qr_svg_path(modules)} if modules else None
     context = {
         "account": account,
-        "enrolment": {"secret": secret, "groups": groups, "uri": uri},
+        "enrolment": {"secret": secret, "groups": groups, "uri": uri, "qr": qr},
         "problem": problem,
         "done": None,
     }
