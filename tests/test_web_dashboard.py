@@ -8,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -29,10 +30,24 @@ ONE_TIME: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def safe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SafeEye]:
+    app = make_app(make_settings(tmp_path_factory.mktemp("dashboard") / "data"))
+    known_data(app)
+    for name, roles in {
+        "rev": ("reviewer",),
+        "cou": ("counselor",),
+        "aud": ("auditor",),
+        "adm": ("admin",),
+    }.items():
+        user(app, name, *roles)
+    ONE_TIME["password"] = act(app, create_user, "fresh", ["admin"]).password
+    yield app
+    app.close()
+
+
+def known_data(app: SafeEye) -> None:
     """Three cases (two open); matches: two pending (today), one escalated (three days ago),
     one confirmed (forty days ago, outside the charts); notices to one desk: one overdue, one
     due in three hours, two removed (10 and 20 hours after sending, two days ago), one draft."""
-    app = make_app(make_settings(tmp_path_factory.mktemp("dashboard") / "data"))
     for code in ("DA-1", "DA-2", "DA-3"):
         act(app, create_case, code)
     now = utcnow()
@@ -92,16 +107,6 @@ def safe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SafeEye]:
                 )
             )
         session.commit()
-    for name, roles in {
-        "rev": ("reviewer",),
-        "cou": ("counselor",),
-        "aud": ("auditor",),
-        "adm": ("admin",),
-    }.items():
-        user(app, name, *roles)
-    ONE_TIME["password"] = act(app, create_user, "fresh", ["admin"]).password
-    yield app
-    app.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +115,19 @@ def web(safe: SafeEye) -> FastAPI:
 
 
 def test_the_figures_are_right_for_a_known_data_set(safe: SafeEye) -> None:
+    check_figures(safe)
+
+
+def test_the_figures_are_the_same_on_postgresql(postgres_schema: str, tmp_path: Path) -> None:
+    app = make_app(make_settings(tmp_path / "data", database_url=postgres_schema))
+    try:
+        known_data(app)
+        check_figures(app)
+    finally:
+        app.close()
+
+
+def check_figures(safe: SafeEye) -> None:
     figures = act(safe, dashboard)
     assert figures.open_cases == 2
     assert figures.awaiting_review == {"pending": 2, "escalated": 1}

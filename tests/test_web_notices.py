@@ -286,6 +286,8 @@ def test_the_api_lists_reads_answers_and_approves_with_a_bearer_token(
         assert one["evidence_sha256"] and one["body"]
         assert client.get("/api/v1/notices/999999", headers=counselor).status_code == 404
         assert client.get("/api/v1/notices?state=bogus", headers=counselor).status_code == 422
+        for bad in ("case=%00", "recipient=a%00b", "limit=501", "batch=99999999999999999999"):
+            assert client.get(f"/api/v1/notices?{bad}", headers=counselor).status_code == 422
 
         answer = {"kind": "acknowledged"}
         path = f"/api/v1/notices/{drafted['notice']}/answers"
@@ -295,6 +297,8 @@ def test_the_api_lists_reads_answers_and_approves_with_a_bearer_token(
             "answer": "acknowledged",
         }
         assert client.post(path, json={"kind": "maybe"}, headers=reviewer).status_code == 422
+        nul = {"kind": "other", "reason": "a\x00b"}
+        assert client.post(path, json=nul, headers=reviewer).status_code == 422
 
         batches = client.get("/api/v1/batches?state=draft", headers=counselor).json()
         assert [b["id"] for b in batches["batches"]] == [new_batch]

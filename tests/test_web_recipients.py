@@ -128,6 +128,9 @@ def test_the_api_reads_adds_and_changes_recipients_by_role(web: FastAPI, safe: S
         assert made.status_code == 201, made.text
         assert made.json()["networks"] == ["198.51.100.0/24"]
         assert client.post("/api/v1/recipients", json=body, headers=admin).status_code == 409
+        nul = {**body, "key": "y", "name": "a\x00b"}
+        assert client.post("/api/v1/recipients", json=nul, headers=admin).status_code == 422
+        assert client.get("/api/v1/recipients/a%00b", headers=admin).status_code == 422
         wrong = {**body, "key": "x", "kind": "nonsense"}
         assert client.post("/api/v1/recipients", json=wrong, headers=admin).status_code == 422
         patch = {"deadline_hours": 6, "escalates_to": "kcsc"}

@@ -32,12 +32,19 @@ api = APIRouter(prefix="/api/v1", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_role(Role.AUDITOR))]
 Limit = Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE, description="At most this many events.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Events to skip.")]
+#: One line of text: no control character (PostgreSQL keeps no NUL in text).
+LINE = r"^[^\x00-\x1f\x7f]*$"
 Action = Annotated[
-    str | None, Query(max_length=64, description="Actions starting with this (notice. or case).")
+    str | None,
+    Query(max_length=64, pattern=LINE, description="Actions starting with this (notice. or case)."),
 ]
-ActorName = Annotated[str | None, Query(max_length=200, description="Who acted (user:kim).")]
-ObjectType = Annotated[str | None, Query(max_length=32, description="The object's type.")]
-ObjectId = Annotated[str | None, Query(max_length=64, description="The object's id.")]
+ActorName = Annotated[
+    str | None, Query(max_length=200, pattern=LINE, description="Who acted (user:kim).")
+]
+ObjectType = Annotated[
+    str | None, Query(max_length=32, pattern=LINE, description="The object's type.")
+]
+ObjectId = Annotated[str | None, Query(max_length=64, pattern=LINE, description="The object's id.")]
 Day = Annotated[date | None, Query(description="From this day (UTC), inclusive.")]
 UntilDay = Annotated[date | None, Query(description="Up to this day (UTC), inclusive.")]
 

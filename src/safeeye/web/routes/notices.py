@@ -49,9 +49,17 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 NoticeState = Literal[tuple(s.value for s in NoticeStatus)]  # type: ignore[valid-type]
 BatchState = Literal[tuple(s.value for s in BatchStatus)]  # type: ignore[valid-type]
 AnswerKind = Literal["acknowledged", "removed", "refused", "other"]
-CaseCode = Annotated[str | None, Query(min_length=1, max_length=64, description="A case code.")]
+#: What a case code and a recipient key may hold (anything else names nothing: refused early,
+#: so no control character ever reaches the database).
+CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$"
+#: Free text: any character but NUL (PostgreSQL keeps no NUL in text).
+TEXT_PATTERN = r"^[^\x00]*$"
+CaseCode = Annotated[
+    str | None, Query(max_length=64, pattern=CASE_PATTERN, description="A case code.")
+]
 RecipientKey = Annotated[
-    str | None, Query(min_length=1, max_length=64, description="A recipient's key.")
+    str | None, Query(max_length=64, pattern=KEY_PATTERN, description="A recipient's key.")
 ]
 #: The answers a reviewer may record, in the order the form offers them.
 ANSWERS: tuple[str, ...] = ("removed", "refused", "acknowledged", "other")
@@ -93,8 +101,8 @@ def notices_list_page(
     me: Reader,
     services: ServicesFor,
     state: Annotated[str | None, Query(max_length=20)] = None,
-    case: Annotated[str | None, Query(max_length=64)] = None,
-    recipient: Annotated[str | None, Query(max_length=64)] = None,
+    case: Annotated[str | None, Query(max_length=64, pattern=r"^$|" + CASE_PATTERN)] = None,
+    recipient: Annotated[str | None, Query(max_length=64, pattern=r"^$|" + KEY_PATTERN)] = None,
     overdue: Annotated[bool, Query()] = False,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -164,7 +172,7 @@ def notice_answer_form(
     me: Reviewer,
     services: ServicesFor,
     kind: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=4000)] = "",
+    reason: Annotated[str, Form(max_length=4000, pattern=TEXT_PATTERN)] = "",
 ) -> HTMLResponse | RedirectResponse:
     """Record what the recipient answered (a removal is then verified by a recheck)."""
     try:
@@ -182,7 +190,7 @@ def batches_list_page(
     me: Reader,
     services: ServicesFor,
     state: Annotated[str | None, Query(max_length=20)] = None,
-    recipient: Annotated[str | None, Query(max_length=64)] = None,
+    recipient: Annotated[str | None, Query(max_length=64, pattern=r"^$|" + KEY_PATTERN)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> HTMLResponse:
@@ -247,7 +255,7 @@ class AnswerIn(BaseModel):
     """What a recipient answered about a notice."""
 
     kind: AnswerKind
-    reason: str | None = Field(default=None, max_length=4000)
+    reason: str | None = Field(default=None, max_length=4000, pattern=TEXT_PATTERN)
 
 
 class AnswerOut(BaseModel):
@@ -258,7 +266,7 @@ class AnswerOut(BaseModel):
 class DraftIn(BaseModel):
     """Which confirmed matches to draft notices for (all that need them when neither is given)."""
 
-    case: str | None = Field(default=None, min_length=1, max_length=64)
+    case: str | None = Field(default=None, max_length=64, pattern=CASE_PATTERN)
     match_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         default=None, max_length=1000
     )

@@ -29,11 +29,18 @@ api = APIRouter(prefix="/api/v1", tags=["recipients"])
 
 Reader = Annotated[Principal, Depends(require_role(Role.REVIEWER, Role.COUNSELOR, Role.AUDITOR))]
 Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
-Key = Annotated[str, Path(min_length=1, max_length=64, description="The recipient's key.")]
+#: A recipient's key as the directory writes them (any case; the service lowercases it).
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$"
+#: One line of text: no control character (PostgreSQL keeps no NUL; a name is one line).
+LINE = r"^[^\x00-\x1f\x7f]*$"
+#: Lines of text (a list in a text box): no NUL.
+LINES = r"^[^\x00]*$"
+Key = Annotated[str, Path(max_length=64, pattern=KEY_PATTERN, description="The recipient's key.")]
 Kind = Literal[tuple(k.value for k in RecipientKind)]  # type: ignore[valid-type]
 Connector = Literal[CONNECTOR_NAMES]  # type: ignore[valid-type]
-Short = Annotated[str, Field(max_length=64)]
-Cover = Annotated[str, Field(min_length=1, max_length=253)]
+Short = Annotated[str, Field(max_length=64, pattern=LINE)]
+Cover = Annotated[str, Field(min_length=1, max_length=253, pattern=LINE)]
+Language = Annotated[str, Field(min_length=1, max_length=8, pattern=LINE)]
 Token = Annotated[str, Field(min_length=1, max_length=40)]
 KINDS = tuple(k.value for k in RecipientKind)
 #: The form's fields, as the add and edit forms show them again after a refusal.
@@ -101,7 +108,7 @@ def recipients_list_page(
     request: Request,
     me: Reader,
     services: ServicesFor,
-    kind: Annotated[str | None, Query(max_length=24)] = None,
+    kind: Annotated[str | None, Query(max_length=24, pattern=LINE)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
@@ -121,16 +128,16 @@ def recipient_add_form(
     request: Request,
     me: Admin,
     services: ServicesFor,
-    key: Annotated[str, Form(max_length=64)] = "",
-    name: Annotated[str, Form(max_length=200)] = "",
-    kind: Annotated[str, Form(max_length=24)] = "",
-    connector: Annotated[str, Form(max_length=16)] = "",
-    address: Annotated[str, Form(max_length=500)] = "",
-    languages: Annotated[str, Form(max_length=200)] = "",
-    deadline_hours: Annotated[str, Form(max_length=20)] = "24",
-    covers: Annotated[str, Form(max_length=20_000)] = "",
-    jurisdiction: Annotated[str, Form(max_length=8)] = "",
-    escalates_to: Annotated[str, Form(max_length=64)] = "",
+    key: Annotated[str, Form(max_length=64, pattern=LINE)] = "",
+    name: Annotated[str, Form(max_length=200, pattern=LINE)] = "",
+    kind: Annotated[str, Form(max_length=24, pattern=LINE)] = "",
+    connector: Annotated[str, Form(max_length=16, pattern=LINE)] = "",
+    address: Annotated[str, Form(max_length=500, pattern=LINE)] = "",
+    languages: Annotated[str, Form(max_length=200, pattern=LINE)] = "",
+    deadline_hours: Annotated[str, Form(max_length=20, pattern=LINE)] = "24",
+    covers: Annotated[str, Form(max_length=20_000, pattern=LINES)] = "",
+    jurisdiction: Annotated[str, Form(max_length=8, pattern=LINE)] = "",
+    escalates_to: Annotated[str, Form(max_length=64, pattern=LINE)] = "",
 ) -> HTMLResponse | RedirectResponse:
     """An administrator adds a recipient; a refusal shows the form again with what to fix."""
     form = {
@@ -185,15 +192,15 @@ def recipient_edit_form(
     key: Key,
     me: Admin,
     services: ServicesFor,
-    name: Annotated[str, Form(max_length=200)] = "",
-    kind: Annotated[str, Form(max_length=24)] = "",
-    connector: Annotated[str, Form(max_length=16)] = "",
-    address: Annotated[str, Form(max_length=500)] = "",
-    languages: Annotated[str, Form(max_length=200)] = "",
-    deadline_hours: Annotated[str, Form(max_length=20)] = "24",
-    covers: Annotated[str, Form(max_length=20_000)] = "",
-    jurisdiction: Annotated[str, Form(max_length=8)] = "",
-    escalates_to: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=200, pattern=LINE)] = "",
+    kind: Annotated[str, Form(max_length=24, pattern=LINE)] = "",
+    connector: Annotated[str, Form(max_length=16, pattern=LINE)] = "",
+    address: Annotated[str, Form(max_length=500, pattern=LINE)] = "",
+    languages: Annotated[str, Form(max_length=200, pattern=LINE)] = "",
+    deadline_hours: Annotated[str, Form(max_length=20, pattern=LINE)] = "24",
+    covers: Annotated[str, Form(max_length=20_000, pattern=LINES)] = "",
+    jurisdiction: Annotated[str, Form(max_length=8, pattern=LINE)] = "",
+    escalates_to: Annotated[str, Form(max_length=64, pattern=LINE)] = "",
     enabled: Annotated[str, Form(max_length=5)] = "",
 ) -> HTMLResponse | RedirectResponse:
     """An administrator changes a recipient (every field of the form, as it was sent)."""
@@ -237,17 +244,15 @@ def recipient_edit_form(
 class RecipientIn(BaseModel):
     """A new recipient; ``key`` defaults to a slug of the name."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=LINE)
     kind: Kind
     connector: Connector
     key: Short | None = None
-    address: str | None = Field(default=None, max_length=500)
+    address: str | None = Field(default=None, max_length=500, pattern=LINE)
     covers: list[Cover] = Field(default_factory=list, max_length=1000)
-    languages: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(
-        default_factory=lambda: ["en"], min_length=1, max_length=20
-    )
+    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1, max_length=20)
     deadline_hours: float = Field(default=24.0, gt=0, le=24 * 365)
-    jurisdiction: str | None = Field(default=None, max_length=8)
+    jurisdiction: str | None = Field(default=None, max_length=8, pattern=LINE)
     legal_routes: list[Token] = Field(default_factory=list, max_length=20)
     requires: list[Token] = Field(default_factory=list, max_length=20)
     escalates_to: Short | None = None
@@ -257,16 +262,14 @@ class RecipientChange(BaseModel):
     """What to change (a field left out stays as it is; ``""`` clears an address, a
     jurisdiction or the next step of the ladder)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=LINE)
     kind: Kind | None = None
     connector: Connector | None = None
-    address: str | None = Field(default=None, max_length=500)
+    address: str | None = Field(default=None, max_length=500, pattern=LINE)
     covers: list[Cover] | None = Field(default=None, max_length=1000)
-    languages: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = Field(
-        default=None, min_length=1, max_length=20
-    )
+    languages: list[Language] | None = Field(default=None, min_length=1, max_length=20)
     deadline_hours: float | None = Field(default=None, gt=0, le=24 * 365)
-    jurisdiction: str | None = Field(default=None, max_length=8)
+    jurisdiction: str | None = Field(default=None, max_length=8, pattern=LINE)
     legal_routes: list[Token] | None = Field(default=None, max_length=20)
     requires: list[Token] | None = Field(default=None, max_length=20)
     escalates_to: Short | None = None
