@@ -164,6 +164,8 @@ def test_a_minors_case_comes_first_and_the_queue_pages_on_the_server(world: Worl
         assert client.get("/review?offset=-1").status_code == 422
         assert client.get("/review?status=confirmed").status_code == 422
         assert client.get("/review?case=NO-SUCH").status_code == 404
+        assert client.get("/review?case=%00").status_code == 422
+        assert client.get("/review?case=&status=pending").status_code == 200  # the empty filter
 
 
 # -- one match: faces, frames, why, decisions ------------------------------------------------

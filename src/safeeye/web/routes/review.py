@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from safeeye.cases.service import CODE_PATTERN
 from safeeye.errors import ConflictError, ValidationError
 from safeeye.review.decisions import Decision, RejectReason, confirm, escalate, reject, reopen
 from safeeye.review.exposure import RevealCount, reveals_today
@@ -51,7 +52,13 @@ MAX_BULK = 500
 MAX_NOTE = 2000
 MatchId = Annotated[int, Path(ge=1, le=MAX_ID, description="The match's id.")]
 QueueStatus = Literal["pending", "escalated"]
-CaseCode = Annotated[str | None, Query(min_length=1, max_length=64, description="A case code.")]
+#: A case code as ``cases`` makes them, or nothing (an empty filter field): no NUL reaches
+#: PostgreSQL, which keeps none in text.
+MAYBE_CODE = rf"^({CODE_PATTERN.pattern.strip('^$')})?$"
+CaseCode = Annotated[
+    str | None, Query(max_length=64, pattern=MAYBE_CODE, description="Only this case's matches.")
+]
+CaseField = Annotated[str, Form(max_length=64, pattern=MAYBE_CODE)]
 Reveal = Annotated[
     bool, Query(description="The picture sharp (each sharp picture is an audit event).")
 ]
@@ -147,7 +154,7 @@ def queue_page(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     """The queue, a page of ``PAGE`` at a time, what hurts most first."""
-    return _queue_page(request, services, me, case=case, status=status, offset=offset)
+    return _queue_page(request, services, me, case=case or None, status=status, offset=offset)
 
 
 @router.post("/review/decisions")
@@ -160,7 +167,7 @@ def bulk_decision(
     category: Annotated[CategoryName | Literal[""], Form()] = "",
     reason: Annotated[ReasonName | Literal[""], Form()] = "",
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
-    case: Annotated[str, Form(max_length=64)] = "",
+    case: CaseField = "",
     status: Annotated[QueueStatus, Form()] = "pending",
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
@@ -228,7 +235,7 @@ def match_page(
 ) -> HTMLResponse:
     """One match: the faces side by side, the picture (or a video's frames), blurred unless
     ``reveal``; why it matched; where it was seen; the decision form."""
-    return _match_page(request, services, match_id, case=case, status=status, reveal=reveal)
+    return _match_page(request, services, match_id, case=case or None, status=status, reveal=reveal)
 
 
 @router.post("/review/{match_id}/decision")
@@ -241,7 +248,7 @@ def match_decision(
     category: Annotated[CategoryName | Literal[""], Form()] = "",
     reason: Annotated[ReasonName | Literal[""], Form()] = "",
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
-    case: Annotated[str, Form(max_length=64)] = "",
+    case: CaseField = "",
     status: Annotated[QueueStatus, Form()] = "pending",
 ) -> Response:
     """Decide on one match (or skip it), then the next match in the same queue."""
@@ -447,7 +454,7 @@ def api_queue(
     """Matches waiting for a decision, what hurts most first (a minor's case, then the
     strongest match, the sexual-content score, the newest)."""
     page = services.call(
-        review_queue, case=case, status=status, limit=limit, offset=offset, read_only=True
+        review_queue, case=case or None, status=status, limit=limit, offset=offset, read_only=True
     )
     items = [QueueItemOut(**vars(item)) for item in page.items]
     return QueueOut(items=items, total=page.total, offset=page.offset, limit=limit)
