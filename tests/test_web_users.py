@@ -225,6 +225,19 @@ def test_the_users_api(web: FastAPI, safe: SafeEye) -> None:
         assert api.get("/api/v1/me").status_code == 200  # still an administrator
 
 
+def test_the_list_pages_on_the_server(web: FastAPI, safe: SafeEye) -> None:
+    for n in range(3):
+        user(safe, f"page{n}", "auditor")
+    with browser(web, "boss") as admin:
+        first = admin.get("/users?limit=2").text
+        assert first.count("<tr>") + first.count('<tr class="account-disabled">') == 3  # + head
+        assert 'rel="next"' in first and 'rel="prev"' not in first
+        second = admin.get("/users?limit=2&offset=2").text
+        assert 'rel="prev"' in second and "<code>boss</code>" not in second
+        assert admin.get("/users?offset=1000000").status_code == 200
+        assert admin.get("/users?limit=501").status_code == 422
+
+
 def test_the_users_pages_have_no_inline_script_or_style(web: FastAPI) -> None:
     with browser(web, "boss") as admin:
         pages = [
