@@ -163,6 +163,7 @@ def test_each_role_sees_the_blocks_it_may_read(web: FastAPI) -> None:
     with browser(web, "adm") as client:
         page = client.get("/").text
         assert "Open cases" in page and "Median hours to removal" in page
+        assert "Sharp looks at matched media today" in page  # reviewers' exposure, for admins
 
 
 def test_the_charts_have_one_bar_per_day_and_a_text_alternative(web: FastAPI) -> None:

@@ -311,6 +311,39 @@ def test_the_api_lists_reads_answers_and_approves_with_a_bearer_token(
         assert client.post("/api/v1/batches/999999/approve", headers=reviewer).status_code == 404
 
 
+class Recorder:
+    """A runner that only notes what it is handed."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, int]] = []
+
+    def submit(self, task: str, row_id: int) -> None:
+        self.submitted.append((task, row_id))
+
+
+def test_an_approved_batch_goes_to_the_applications_runner_when_it_has_one(
+    world: tuple[SafeEye, Mailbox],
+) -> None:
+    app = world[0]
+    add_confirmed_match(app, "NT-1", ["https://leak.example/d.jpg"], "three")
+    web = create_app(app)
+    web.state.runner = runner = Recorder()
+    with browser(web, "rev") as client:
+        page = client.get("/notices")
+        assert (
+            client.post("/notices/draft", data={"csrf_token": form_token(page.text)}).status_code
+            == 303
+        )
+        with app.db.session(read_only=True) as session:
+            newest = select(Batch.id).where(Batch.status == "draft").order_by(Batch.id.desc())
+            batch = session.scalars(newest).first()
+        approve = client.post(
+            f"/batches/{batch}/approve", data={"csrf_token": form_token(page.text)}
+        )
+        assert approve.status_code == 303
+    assert runner.submitted == [("dispatch_batch", batch)]
+
+
 def test_the_notice_pages_carry_no_inline_script_or_style(
     web: FastAPI, drafted: dict[str, int], tmp_path: Path
 ) -> None:
