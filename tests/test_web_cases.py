@@ -365,3 +365,16 @@ def test_the_case_services_of_the_pages_on_each_database(any_db_app: SafeEye) ->
     assert act(app, purge_preview, "DB-1").references == 0
     with pytest.raises(ValidationError):
         act(app, record_consent, "DB-1", " ")
+
+
+def test_a_purged_case_keeps_its_tombstone_page_and_refuses_changes(
+    kim: TestClient, safe: SafeEye
+) -> None:
+    act(safe, create_case, "WC-8")
+    done = _post(kim, "/cases/WC-8/purge", "/cases/WC-8/purge", confirm="WC-8")
+    assert done.status_code == 303
+    tombstone = next(r for r in _listed(safe) if r.status == "purged" and r.face_references == 0)
+    page = kim.get(f"/cases/{tombstone.code}")
+    assert page.status_code == 200 and "was purged" in page.text and "/purge" not in page.text
+    refused = _post(kim, f"/cases/{tombstone.code}/consent", "/cases", basis="too late")
+    assert refused.status_code == 409 and "can no longer be changed" in refused.text
