@@ -244,6 +244,7 @@ def test_approving_a_batch_makes_it_ready_and_the_runner_sends_it(
         again = client.post(f"{path}/approve", data={"csrf_token": form_token(page.text)})
         assert again.status_code == 409 and 'role="alert"' in again.text  # shown plainly
         sent = client.get("/batches?state=sent").text
+        assert '<a href="/batches?state=sent">Sent</a></dt><dd>1</dd>' in sent
         assert f'href="/batches/{drafted["batch"]}"' in sent
 
 

@@ -231,10 +231,13 @@ class BatchRow:
 
 @dataclass(frozen=True)
 class BatchPage:
+    """One page of batches, and how many batches there are in each state (all of them)."""
+
     batches: list[BatchRow]
     limit: int
     offset: int
     has_more: bool
+    by_state: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,8 @@ def batches_page(
 ) -> BatchPage:
     """One page of batches, newest first, with their recipients and notice counts (three
     queries, whatever the page's length)."""
+    from sqlalchemy import func
+
     from safeeye.db.models import Batch
     from safeeye.db.states import BatchStatus
 
@@ -455,7 +460,9 @@ def batches_page(
         query = query.where(Batch.recipient_id == found)
     query = query.order_by(Batch.id.desc()).limit(limit + 1).offset(offset)
     rows = list(work.session.scalars(query))
-    return BatchPage(_batch_rows(work, rows[:limit]), limit, offset, len(rows) > limit)
+    counted = work.session.execute(select(Batch.status, func.count()).group_by(Batch.status))
+    by_state = {str(state): int(n) for state, n in sorted(counted)}
+    return BatchPage(_batch_rows(work, rows[:limit]), limit, offset, len(rows) > limit, by_state)
 
 
 def batch_detail(work: Work, batch_id: int, *, limit: int = 50, offset: int = 0) -> BatchDetail:
