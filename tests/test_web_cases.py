@@ -4,6 +4,7 @@ may do what; no inline script or style on any page."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterator
@@ -77,6 +78,15 @@ def _events(safe: SafeEye, action: str) -> list[AuditEvent]:
         return list(rows.scalars())
 
 
+def _plain_picture() -> bytes:
+    """A photo of nothing: an even blue square."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 140, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
 def _no_inline_code(page: str) -> None:
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page)
     assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", page))
@@ -103,6 +113,8 @@ def test_a_counselor_opens_a_case_and_uploads_face_photos_each_reported_plainly(
     )
     page = kim.get(again.headers["location"]).text
     assert "File 1: already registered (not added again)" in page
+    blank = _upload(kim, "WC-1", "faces", ("sky.png", _plain_picture()))
+    assert "File 1: no face was found in the photo" in kim.get(blank.headers["location"]).text
     assert "File 2: could not be read as an image or video" in page
     assert "1 face photos, 0 known media" in page
     # The uploads were deleted at once: nothing is left in the process's temporary folder.
