@@ -132,6 +132,7 @@ def test_the_queue_shows_each_match_with_a_blurred_thumbnail_and_a_plain_look_is
         for match_id in ids:
             assert f'src="/review/{match_id}/preview.jpg"' in page.text
             assert f'name="match_id" value="{match_id}"' in page.text
+            assert f'href="/review/{match_id}?case=RV-Q"' in page.text  # in the same queue
         assert "RV-Q" in page.text and "/ 0.60" in page.text  # distance against threshold
         assert "review.js" in page.text and "<kbd>j</kbd>" in page.text  # keys, on screen
         before = world.events("media.revealed")

@@ -137,7 +137,7 @@ def _queue_page(
         "offset": offset,
         "limit": PAGE,
         "refusal": refusal,
-        "here": _queue_query(case, status, offset),
+        "queue_query": _queue_query(case, status),
         "previous_query": _queue_query(case, status, max(0, offset - PAGE)),
         "next_query": _queue_query(case, status, offset + PAGE),
     }

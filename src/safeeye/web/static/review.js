@@ -24,13 +24,28 @@
     return root.querySelector('button[data-key="' + key + '"]');
   }
 
-  // Each sharp picture is asked for anew (the server records every look).
+  // Each sharp picture is asked for anew (the server records every look). On a match's page
+  // the least that decides comes first: the faces (step 1), then the whole picture and the
+  // frames (step 2), one press each.
   function reveal(scope) {
-    Array.prototype.forEach.call(scope.querySelectorAll("img[data-reveal]"), function (img) {
-      img.src = img.getAttribute("data-reveal");
-      img.removeAttribute("data-reveal");
-      img.classList.add("revealed");
+    var waiting = Array.prototype.slice.call(scope.querySelectorAll("img[data-reveal]"));
+    var step = Math.min.apply(
+      null,
+      waiting.map(function (img) {
+        return Number(img.getAttribute("data-step") || 1);
+      })
+    );
+    waiting.forEach(function (img) {
+      if (Number(img.getAttribute("data-step") || 1) === step) {
+        img.src = img.getAttribute("data-reveal");
+        img.removeAttribute("data-reveal");
+        img.classList.add("revealed");
+      }
     });
+    var link = document.getElementById("reveal");
+    if (link && !root.querySelector("img[data-reveal]")) {
+      link.hidden = true;
+    }
   }
 
   function focusRow(index) {
