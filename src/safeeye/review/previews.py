@@ -12,6 +12,7 @@ from the stored file in memory.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +41,9 @@ CROP_SIDE = 256
 STRIP_FRAMES = 6
 #: A video is cut into frames in memory only up to this size (larger: its frame times only).
 MAX_VIDEO_PREVIEW_BYTES = 512 * 1024 * 1024
+#: Videos decrypted into memory at once, across all requests of this process.
+VIDEO_SLOTS = 2
+_video_slots = threading.BoundedSemaphore(VIDEO_SLOTS)
 #: Frames decoded after a seek before giving up on reaching the wanted time.
 MAX_FRAMES_AFTER_SEEK = 3000
 #: A frame's time as stored in the evidence is rounded to milliseconds.
@@ -140,7 +144,7 @@ def match_preview(
     if _is_video(media):
         view = match_view(work, match_id)
         best = min(view.frames, key=lambda f: f.distance).time if view.frames else 0.0
-        (picture,) = _video_frames(_video_bytes(work, media), [best])
+        (picture,) = _video_frames_of(work, media, [best])
     else:
         picture = _still(work, media)
     picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
@@ -185,7 +189,7 @@ def match_frame(
     if not 0 <= number < len(strip):
         raise NotFoundError(f"match {match_id} has frames 0 to {len(strip) - 1}")
     match, _case, media = _load(work, match_id)
-    (picture,) = _video_frames(_video_bytes(work, media), [strip[number]])
+    (picture,) = _video_frames_of(work, media, [strip[number]])
     picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     if reveal:
         _revealed(work, match, f"frame {number}")
@@ -250,7 +254,7 @@ def _found_crop(work: Work, match_id: int) -> Image.Image:
     assert best.box is not None
     _match, _case, media = _load(work, match_id)
     if _is_video(media):
-        (picture,) = _video_frames(_video_bytes(work, media), [best.time])
+        (picture,) = _video_frames_of(work, media, [best.time])
     else:
         picture = _still(work, media)
     return _crop(picture, best.box)
@@ -288,6 +292,13 @@ def _still(work: Work, media: Media) -> Image.Image:
         raise ValidationError("this media has no picture to show")
     data = work.app.blobs.get_bytes(media.blob_address, work.app.keys.media)
     return Image.fromarray(decode_still(data))
+
+
+def _video_frames_of(work: Work, media: Media, times: Sequence[float]) -> list[Image.Image]:
+    """The frames of stored video ``media`` at ``times``; at most ``VIDEO_SLOTS`` videos are
+    held in memory at once (a queue page asks for many pictures together)."""
+    with _video_slots:
+        return _video_frames(_video_bytes(work, media), times)
 
 
 def _video_bytes(work: Work, media: Media) -> bytes:
