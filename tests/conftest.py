@@ -117,3 +117,11 @@ def any_db_app(
     safe = make_app(make_settings(tmp_path / "data", url), detectors)
     yield safe
     safe.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Says where the browser tests put their screenshots."""
+    from webtools import SCREENSHOTS
+
+    for folder in sorted(config.stash.get(SCREENSHOTS, set())):
+        terminalreporter.write_line(f"screenshots of the workbench: {folder}")

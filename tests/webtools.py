@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -18,6 +19,8 @@ from safeeye.app import SafeEye
 PASSWORD = "correct horse battery staple"
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 ROLES = ("admin", "counselor", "reviewer", "auditor")
+#: Folders the browser tests wrote screenshots to (the run's summary prints them).
+SCREENSHOTS = pytest.StashKey[set[str]]()
 
 
 def user(safe: SafeEye, username: str, *roles: str, name: str = "", language: str = "en") -> None:
