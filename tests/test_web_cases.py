@@ -325,6 +325,12 @@ def test_odd_case_codes_and_paging_give_4xx_never_5xx(kim: TestClient, safe: Saf
         "/api/v1/cases", json={"code": "ok-1", "consent_basis": "x" * 3000}, headers=bearer
     )
     assert odd.status_code == 422
+    # Ids past a 32-bit integer (PostgreSQL's id columns) are refused before any query.
+    huge = 2**31
+    assert kim.get(f"/api/v1/cases/NOPE-1?matches_before={huge}", headers=bearer).status_code == 422
+    gone = kim.delete(f"/api/v1/cases/NOPE-1/allowlist/{huge}", headers=bearer)
+    assert gone.status_code == 422
+    assert kim.post(f"/api/v1/sources/{huge}/pause", headers=bearer).status_code == 422
     empty = kim.post("/api/v1/cases/NOPE-1/faces", files=[], headers=bearer)
     assert 400 <= empty.status_code < 500
 

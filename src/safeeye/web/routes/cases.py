@@ -61,6 +61,8 @@ from safeeye.web.errors import status_of
 from safeeye.web.rendering import render
 from safeeye.work import Role
 
+#: The largest row id (the id columns are 32-bit integers on PostgreSQL).
+MAX_ID = 2**31 - 1
 router = APIRouter()
 api = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -76,7 +78,7 @@ StatusFilter = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-Before = Annotated[int | None, Query(ge=1, le=2**62)]
+Before = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PlaceKindName = Literal["url", "host", "account"]
 #: At most this many files in one upload (each is reported on its own).
 MAX_FILES = 50
@@ -218,7 +220,7 @@ def allow_form(
     dependencies=[Depends(require_role(Role.COUNSELOR))],
 )
 def disallow_form(
-    services: ServicesFor, code: Code, place_id: Annotated[int, Path(ge=1, le=2**62)]
+    services: ServicesFor, code: Code, place_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Response:
     services.call(remove_allowed, code, place_id)
     return _back(code, done="removed")
@@ -401,7 +403,7 @@ def api_disallow(
     me: Counselor,
     services: ServicesFor,
     code: Code,
-    place_id: Annotated[int, Path(ge=1, le=2**62)],
+    place_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Response:
     services.call(remove_allowed, code, place_id)
     return Response(status_code=204)

@@ -29,6 +29,8 @@ from safeeye.web.errors import status_of
 from safeeye.web.rendering import render
 from safeeye.work import Role
 
+#: The largest row id (the id columns are 32-bit integers on PostgreSQL).
+MAX_ID = 2**31 - 1
 router = APIRouter()
 api = APIRouter(prefix="/api/v1", tags=["sources"])
 
@@ -36,7 +38,7 @@ READERS = (Role.COUNSELOR, Role.REVIEWER, Role.AUDITOR)
 Reader = Annotated[Principal, Depends(require_role(*READERS))]
 Counselor = Annotated[Principal, Depends(require_role(Role.COUNSELOR))]
 WebKind = Literal["url", "crawl"]
-SourceId = Annotated[int, Path(ge=1, le=2**62)]
+SourceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 #: Path patterns a crawl follows or skips, at most this many each.
