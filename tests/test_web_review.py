@@ -257,6 +257,14 @@ def test_two_checked_rows_are_confirmed_together_and_one_is_escalated(world: Wor
         )
         assert bulk.status_code == 303 and bulk.headers["location"] == "/review?case=RV-B"
         assert world.status(a) == world.status(b) == "confirmed"
+        for wrong in (
+            {"match_id": str(2**40), "decision": "confirm"},
+            {"match_id": str(a), "decision": "delete"},
+            {"match_id": str(a), "decision": "reject", "reason": "bored"},
+            {"match_id": str(a), "decision": "escalate", "note": "x" * 2001},
+        ):
+            answer = client.post("/review/decisions", data={"csrf_token": token, **wrong})
+            assert answer.status_code == 422, wrong
         none = client.post("/review/decisions", data={"csrf_token": token, "decision": "confirm"})
         assert none.status_code == 422 and "Nothing was decided." in none.text
         up = client.post(
