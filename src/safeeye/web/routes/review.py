@@ -118,7 +118,6 @@ def _queue_query(case: str | None, status: str, offset: int = 0) -> str:
 def _queue_page(
     request: Request,
     services: Services,
-    me: Principal,
     *,
     case: str | None,
     status: str,
@@ -154,7 +153,7 @@ def queue_page(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     """The queue, a page of ``PAGE`` at a time, what hurts most first."""
-    return _queue_page(request, services, me, case=case or None, status=status, offset=offset)
+    return _queue_page(request, services, case=case or None, status=status, offset=offset)
 
 
 @router.post("/review/decisions")
@@ -181,7 +180,6 @@ def bulk_decision(
         return _queue_page(
             request,
             services,
-            me,
             case=case or None,
             status=status,
             offset=offset,
