@@ -34,6 +34,7 @@ from safeeye.db.models import (
     ReferenceHash,
     Review,
     Sighting,
+    SosReport,
     UrlState,
 )
 from safeeye.db.states import CaseStatus, move
@@ -422,7 +423,9 @@ def purge_case(work: Work, code: str) -> PurgeReport:
         session.delete(media)
     for ref in refs:
         session.delete(ref)
-    for model in (Notice, Review, AllowedPlace, Match):  # what links the case to content
+    # What links the case to content, and the SOS report that opened it (its PIN hash and
+    # dates need not outlive the case; what it said was sealed under the case key).
+    for model in (Notice, Review, AllowedPlace, Match, SosReport):
         session.execute(delete(model).where(model.case_id == case.id))
     case.wrapped_key = case.consent_sealed = None
     case.code = f"purged-{case.id}"

@@ -16,11 +16,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    delete,
-    event,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from safeeye.db.types import JSONType, UTCDateTime, utcnow
 
@@ -763,7 +761,7 @@ class SosReport(Base):
     "pending" until a counselor accepts it). The visitor holds the tracking code and the PIN;
     only a keyed digest of the code and an Argon2 hash of the PIN are kept. What she wrote (the
     URLs, a contact, a note, a message asking for contact) is sealed under the case key, so a
-    purge makes it unreadable; the purge also deletes the row (see ``_forget_purged_reports``)."""
+    purge makes it unreadable; the purge also deletes the row (``cases.service.purge_case``)."""
 
     __tablename__ = "sos_reports"
 
@@ -790,16 +788,3 @@ class SosReport(Base):
     last_status_view_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: The latest of: reported, consent withdrawn, contact asked (the intake list's order).
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-
-
-@event.listens_for(Session, "before_flush")
-def _forget_purged_reports(session: Session, _context: object, _instances: object) -> None:
-    """A purge keeps the case row as a tombstone; the SOS report of a purged case goes (its
-    sealed fields are unreadable already, the PIN hash and dates need not stay)."""
-    purged = [
-        case.id
-        for case in session.dirty
-        if isinstance(case, Case) and case.status == "purged" and case.id is not None
-    ]
-    if purged:
-        session.connection().execute(delete(SosReport).where(SosReport.case_id.in_(purged)))

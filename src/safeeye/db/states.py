@@ -78,6 +78,8 @@ class OutboxStatus(StrEnum):
 
 
 class CaseStatus(StrEnum):
+    #: Reported on the public SOS page; a counselor has not taken it on yet.
+    PENDING = "pending"
     OPEN = "open"
     CLOSED = "closed"
     PURGED = "purged"
@@ -153,6 +155,7 @@ ALLOWED: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         OutboxStatus.FAILED: frozenset({OutboxStatus.PENDING}),
     },
     CaseStatus: {
+        CaseStatus.PENDING: frozenset({CaseStatus.OPEN, CaseStatus.CLOSED, CaseStatus.PURGED}),
         CaseStatus.OPEN: frozenset({CaseStatus.CLOSED, CaseStatus.PURGED}),
         CaseStatus.CLOSED: frozenset({CaseStatus.OPEN, CaseStatus.PURGED}),
     },

@@ -14,7 +14,7 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,12 @@ def take_lease(
     """Take the source's lease if it is free (and, with ``due_only``, due); None otherwise."""
     now = utcnow()
     token = secrets.token_hex(16)
-    due = Source.next_due_at <= now if due_only else Source.id.is_not(None)
+    # A paused source is never due (an operator may still visit it on purpose).
+    due = (
+        and_(Source.next_due_at <= now, Source.enabled.is_(True))
+        if due_only
+        else Source.id.is_not(None)
+    )
     taken = session.execute(
         update(Source)
         .where(Source.id == source_id, due, lease_is_free(now))

@@ -45,6 +45,7 @@ from safeeye.db.models import (
     SosReport,
     Source,
 )
+from safeeye.db.states import CaseStatus, move
 from safeeye.db.types import utcnow
 from safeeye.errors import ConflictError, NotFoundError, ValidationError
 from safeeye.ingest.service import add_source, make_due
@@ -652,7 +653,7 @@ def accept_intake(work: Work, case_code: str) -> IntakeItem:
     row, case = found
     if case.status != PENDING:
         raise ConflictError(f"the case is {case.status}, not waiting to be accepted", code="state")
-    case.status = "open"
+    move(case, CaseStatus.OPEN)
     row.accepted_at = utcnow()
     key = work.app.keys.case_key(case)
     work.audit("sos.accepted", "case", case.id, {}, case=(case.id, key))

@@ -260,7 +260,11 @@ def _normal_pattern(kind: PlaceKind, pattern: str) -> str:
             raise ValidationError("not a usable http(s) URL")
         return normal
     if kind is PlaceKind.HOST:
-        host = (urlsplit(text).hostname if "//" in text else text).lower().strip(".")  # type: ignore[union-attr]
+        try:
+            host = (urlsplit(text).hostname if "//" in text else text) or ""
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise ValidationError("not a host name") from exc
+        host = host.lower().strip(".")
         if not host or "/" in host or " " in host:
             raise ValidationError("not a host name")
         return host

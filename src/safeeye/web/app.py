@@ -45,7 +45,7 @@ OPENAPI_URL = "/openapi.json"
 UPLOAD_BODIES = {
     "/cases/": 512 * 1024 * 1024,
     "/api/v1/cases/": 512 * 1024 * 1024,
-    "/sos": 40 * 1024 * 1024,
+    "/sos": 64 * 1024 * 1024,  # up to 5 photos of 10 MB and the form
 }
 #: The routers, one pair (pages, API) per resource, in the order they are matched.
 RESOURCES = (

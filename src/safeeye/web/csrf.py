@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from safeeye.web.auth import NotSignedIn, bearer_token, current_principal, session_cookie
 
+API_PREFIX = "/api/"
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 ANONYMOUS_COOKIE = "safeeye_csrf"
@@ -67,6 +68,10 @@ async def verify_csrf(request: Request) -> None:
     has ended meanwhile, and that has nothing else, is ``NotSignedIn`` (sign in again)."""
     if request.method in SAFE_METHODS or bearer_token(request) is not None:
         return
+    if request.url.path.startswith(API_PREFIX) and session_cookie(request) is None:
+        # The API takes a token or a session, never the anonymous cookie: nobody is signed
+        # in, which is what the caller must hear (401), whatever cookies a browser added.
+        raise NotSignedIn()
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise CsrfRefused()
     expected: list[str] = []

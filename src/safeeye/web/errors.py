@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from safeeye.accounts import LoginFailed, LoginThrottled, SecondFactorRequired
 from safeeye.errors import (
     ConfigError,
     ConflictError,
@@ -39,6 +40,9 @@ STATUS: tuple[tuple[type[SafeEyeError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (PermissionDenied, 403),
+    (LoginThrottled, 429),
+    (LoginFailed, 401),
+    (SecondFactorRequired, 401),
     (FetchError, 502),
     (ConfigError, 503),
 )

@@ -74,7 +74,8 @@ Counselor = Annotated[Principal, Depends(require_role(Role.COUNSELOR))]
 #: A case code as a path segment: what ``create_case`` accepts (the service checks it too).
 Code = Annotated[str, Path(pattern=CODE_PATTERN.pattern, min_length=2, max_length=64)]
 StatusFilter = Annotated[
-    str | None, Query(pattern=r"^[a-z_]{1,16}$", description="Only cases in this state.")
+    str | None,
+    Query(pattern=r"^[a-z_]{0,16}$", description="Only cases in this state (empty: all)."),
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -106,7 +107,7 @@ def cases_page(
     return _list_page(
         request,
         services,
-        status=status,
+        status=status or None,  # the filter form's "all" sends an empty value
         limit=limit,
         offset=offset,
         purged=(purged, references) if purged else None,
@@ -301,7 +302,9 @@ def api_cases(
     offset: Offset = 0,
 ) -> CasePage:  # fmt: skip
     """One page of cases, newest first, with the count of all."""
-    return services.call(list_case_rows, status=status, limit=limit, offset=offset, read_only=True)
+    return services.call(
+        list_case_rows, status=status or None, limit=limit, offset=offset, read_only=True
+    )
 
 
 @api.post("/cases", status_code=201, response_model=CaseRow)
