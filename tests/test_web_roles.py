@@ -159,6 +159,7 @@ ROUTES: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/users/{username}/reset"): frozenset({A}),
     ("POST", "/api/v1/users/{username}/totp/disable"): frozenset({A}),
     ("GET", "/api/v1/users/{username}/tokens"): frozenset({A}),
+    ("DELETE", "/api/v1/users/{username}/tokens/{token_id}"): frozenset({A}),
     # without an account: the victim's side, signing in, the machine-readable parts
     ("GET", "/sos"): PUBLIC,
     ("POST", "/sos"): PUBLIC,

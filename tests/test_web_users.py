@@ -222,6 +222,12 @@ def test_the_users_api(web: FastAPI, safe: SafeEye) -> None:
         assert reset["one_time_password"] != issued["one_time_password"]
         assert api.post("/api/v1/users/api-made/totp/disable").status_code == 200
         assert api.get("/api/v1/users/api-made/tokens").json() == []
+        theirs = api_token(safe, "api-made")
+        token_id = api.get("/api/v1/users/api-made/tokens").json()[0]["id"]
+        assert api.delete(f"/api/v1/users/ops/tokens/{token_id}").status_code == 404
+        assert api.delete(f"/api/v1/users/api-made/tokens/{token_id}").status_code == 204
+        refused = TestClient(web).get("/api/v1/me", headers={"Authorization": f"Bearer {theirs}"})
+        assert refused.status_code == 401
         assert api.get("/api/v1/me").status_code == 200  # still an administrator
 
 

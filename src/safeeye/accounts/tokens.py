@@ -100,10 +100,13 @@ def list_api_tokens(work: Work, username: str | None = None) -> list[ApiTokenSum
     return [_summary(row, name, now) for row, name in rows]
 
 
-def revoke_api_token(work: Work, token_id: int, *, in_use: str | None = None) -> ApiTokenSummary:
+def revoke_api_token(
+    work: Work, token_id: int, *, in_use: str | None = None, owner: str | None = None
+) -> ApiTokenSummary:
     """Revoke a token: one's own, or anyone's as an administrator. ``in_use``: the token the
     request came with, which may not revoke itself (the caller would lock itself out midway;
-    revoke it with another token or from the account page)."""
+    revoke it with another token or from the account page). ``owner``: the token must be that
+    account's (else it is not found)."""
     found = work.session.execute(
         select(ApiToken, User.username)
         .join(User, User.id == ApiToken.user_id)
@@ -112,6 +115,8 @@ def revoke_api_token(work: Work, token_id: int, *, in_use: str | None = None) ->
     if found is None:
         raise NotFoundError(f"no API token {token_id}")
     row, username = found
+    if owner is not None and username != owner:
+        raise NotFoundError(f"no API token {token_id} of {owner}")
     own_or_admin(work, username, "revoke API tokens")
     if in_use and row.token_digest == bearer.digest(in_use):
         raise ConflictError("a token cannot revoke itself: use another token or the account page")

@@ -28,7 +28,7 @@ from safeeye.accounts import (
     update_user,
 )
 from safeeye.errors import ConflictError, ValidationError
-from safeeye.web.auth import ServicesFor, require_role
+from safeeye.web.auth import ServicesFor, bearer_token, require_role
 from safeeye.web.rendering import render
 from safeeye.web.routes.account import (
     REFUSALS,
@@ -251,7 +251,7 @@ def user_totp_disable(request: Request, services: ServicesFor, username: Usernam
 def user_token_revoke(
     services: ServicesFor, username: Username, token_id: ItemId
 ) -> RedirectResponse:
-    token = services.call(revoke_api_token, token_id)
+    token = services.call(revoke_api_token, token_id, owner=username)
     return RedirectResponse(f"/users/{token.username}?done=token_revoked", status_code=303)
 
 
@@ -337,3 +337,12 @@ def api_user_tokens(services: ServicesFor, username: Username) -> list[TokenOut]
     with services.work(read_only=True) as work:
         tokens = list_api_tokens(work, get_user(work, username).username)
     return [TokenOut.of(token) for token in tokens]
+
+
+@api.delete("/users/{username}/tokens/{token_id}", responses=REFUSALS, status_code=204)
+def api_user_token_revoke(
+    request: Request, services: ServicesFor, username: Username, token_id: ItemId
+) -> Response:
+    """Revoke one of the account's tokens (not the one this request came with)."""
+    services.call(revoke_api_token, token_id, owner=username, in_use=bearer_token(request) or None)
+    return Response(status_code=204)
