@@ -1,8 +1,11 @@
 # The two commands of the README. Both set everything up first (idempotent).
-.PHONY: demo test setup lint
+.PHONY: serve demo test setup lint
 
 setup:
 	@scripts/setup
+
+serve: setup
+	.venv/bin/safeeye serve --demo
 
 demo: setup
 	.venv/bin/safeeye demo
