@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from safeeye.commands.common import actor, app_for, console
+from safeeye.tempfiles import process_temp_dir
 from safeeye.work import Actor
 
 if TYPE_CHECKING:
@@ -103,6 +105,9 @@ def serve(
     from safeeye.web.app import create_app
 
     safe = app_for()  # runs init: data dir, master key, schema, service keys
+    # A large upload spills to a file: here, in this process's private folder (0700, removed
+    # at exit), never the shared system temp dir.
+    tempfile.tempdir = str(process_temp_dir(safe.settings.data_dir))
     who = actor()
     welcome(safe)
     if demo:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
 
 from safeeye.web import errors
 from safeeye.web.auth import AccountsGateway
@@ -47,6 +48,10 @@ UPLOAD_BODIES = {
     "/api/v1/cases/": 512 * 1024 * 1024,
     "/sos": 64 * 1024 * 1024,  # up to 5 photos of 10 MB and the form
 }
+#: An uploaded file stays in memory up to this size (face photos, an SOS report's photos); a
+#: larger one (a known video) spills to a temporary file, which ``safeeye serve`` puts in the
+#: process's private folder under the data dir, never the shared system temp dir.
+UPLOAD_IN_MEMORY_BYTES = 64 * 1024 * 1024
 #: The routers, one pair (pages, API) per resource, in the order they are matched.
 RESOURCES = (
     session,
@@ -82,6 +87,7 @@ def create_app(
         openapi_url=OPENAPI_URL,
         dependencies=[Depends(verify_csrf)],
     )
+    MultiPartParser.spool_max_size = UPLOAD_IN_MEMORY_BYTES
     app.state.safe = safe
     app.state.accounts = accounts or AccountsGateway(safe)
     errors.install(app)
