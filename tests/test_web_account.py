@@ -132,7 +132,13 @@ def test_the_qr_code_of_a_key_reads_back_as_its_address() -> None:
     dark = np.array(modules, dtype=bool)
     picture = np.where(np.kron(dark, np.ones((8, 8), dtype=bool)), 0, 255).astype(np.uint8)
     picture = np.pad(picture, 32, constant_values=255)
-    assert cv2.QRCodeDetector().detectAndDecode(picture)[0] == uri
+    # Two of OpenCV's decoders: the classic one misreads about 7 % of valid codes (each one
+    # that it missed, the ArUco-based one read: 200 random keys tried).
+    decoded = (
+        cv2.QRCodeDetector().detectAndDecode(picture)[0]
+        or cv2.QRCodeDetectorAruco().detectAndDecode(picture)[0]
+    )
+    assert decoded == uri
     path = qr_svg_path(modules)
     assert path.count("M") == sum(  # one rectangle per run of dark modules in a row
         sum(1 for x, cell in enumerate(row) if cell and (x == 0 or not row[x - 1]))
