@@ -43,6 +43,7 @@ from safeeye.intake import (
     accept_intake,
     codes,
     list_intake,
+    mark_contact_handled,
     report_status,
     request_contact,
     submit_report,
@@ -399,6 +400,40 @@ def test_asking_for_contact_is_sealed_audited_and_listed_newest_first(safe: Safe
             select(AuditEvent).where(AuditEvent.action == "sos.contact_requested")
         ).scalar_one()
         assert event.details == {"message": True} and event.actor == "public:sos"
+
+
+def test_a_counselor_marks_a_contact_request_handled_until_she_asks_again(
+    safe: SafeEye,
+) -> None:
+    receipt = submit(safe)
+    with pytest.raises(ConflictError):  # nothing asked yet
+        safe.call(COUNSELOR, mark_contact_handled, receipt.case_code)
+    safe.call(PUBLIC, request_contact, receipt.tracking_code, receipt.pin, "", client=HERE)
+    with pytest.raises(PermissionDenied):
+        safe.call(AUDITOR, mark_contact_handled, receipt.case_code)
+
+    handled = safe.call(COUNSELOR, mark_contact_handled, receipt.case_code)
+
+    assert handled.contact_handled_at is not None
+    with pytest.raises(ConflictError):  # handled already
+        safe.call(COUNSELOR, mark_contact_handled, receipt.case_code)
+    time.sleep(0.01)
+    safe.call(PUBLIC, request_contact, receipt.tracking_code, receipt.pin, "again", client=HERE)
+    listed = next(
+        item
+        for item in safe.call(COUNSELOR, list_intake, limit=200).items
+        if item.case_code == receipt.case_code
+    )
+    assert listed.contact_handled_at is None and listed.contact_message == "again"
+    with safe.db.session() as session:
+        handled_events = (
+            session.execute(
+                select(AuditEvent.actor).where(AuditEvent.action == "sos.contact_handled")
+            )
+            .scalars()
+            .all()
+        )
+    assert handled_events == ["user:kim"]
 
 
 def test_a_status_grant_works_for_this_browser_only_and_never_with_a_forged_mac(

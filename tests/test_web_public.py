@@ -202,9 +202,16 @@ def test_withdrawing_consent_asks_first_then_reaches_the_counselors_intake_list(
 
     with browser(web, "kim") as counselor:
         intake = counselor.get("/intake").text
-    assert "evenings please" in intake and PHONE in intake
-    first = intake.index("evenings please")
-    assert intake.rfind('<li class="card">', 0, first) == intake.find('<li class="card">')
+        assert "evenings please" in intake and PHONE in intake
+        first = intake.index("evenings please")
+        assert intake.rfind('<li class="card">', 0, first) == intake.find('<li class="card">')
+        handled = re.search(r'action="/intake/([^"/]+)/contact-handled"', intake)
+        assert handled
+        done = counselor.post(handled.group(0)[8:-1], data={"csrf_token": form_token(intake)})
+        assert done.status_code == 303 and "contacted=" in done.headers["location"]
+        after = counselor.get(done.headers["location"]).text
+        assert f'action="/intake/{handled.group(1)}/contact-handled"' not in after
+        assert "evenings please" in after  # the request stays on the list, handled
 
 
 def test_a_counselor_accepts_a_report_and_an_auditor_cannot(web: FastAPI, safe: SafeEye) -> None:

@@ -83,6 +83,8 @@ ROUTES: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/intake/{case_code}/accept"): frozenset({C}),
     ("GET", "/api/v1/intake"): frozenset({C}),
     ("POST", "/api/v1/intake/{case_code}/accept"): frozenset({C}),
+    ("POST", "/intake/{case_code}/contact-handled"): frozenset({C}),
+    ("POST", "/api/v1/intake/{case_code}/contact-handled"): frozenset({C}),
     # sources
     ("GET", "/sources"): READERS,
     ("POST", "/sources"): frozenset({C}),

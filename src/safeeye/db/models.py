@@ -785,6 +785,8 @@ class SosReport(Base):
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     contact_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     contact_message_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: When a counselor last marked her request for contact handled (a later request asks again).
+    contact_handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_status_view_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: The latest of: reported, consent withdrawn, contact asked (the intake list's order).
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

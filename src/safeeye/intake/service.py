@@ -152,6 +152,8 @@ class IntakeItem:
     consent_hash_sharing: bool
     consent_withdrawn_at: datetime | None
     contact_requested_at: datetime | None
+    #: When a counselor marked the request handled; None while it waits.
+    contact_handled_at: datetime | None
     contact_message: str | None
     contact: str | None
     note: str | None
@@ -643,14 +645,7 @@ def list_intake(work: Work, *, limit: int = 50, offset: int = 0) -> IntakePage:
 def accept_intake(work: Work, case_code: str) -> IntakeItem:
     """A counselor takes the SOS case ``case_code`` on: pending -> open."""
     work.require(Role.COUNSELOR, action="accept SOS reports")
-    found = work.session.execute(
-        select(SosReport, Case)
-        .join(Case, Case.id == SosReport.case_id)
-        .where(Case.code == str(case_code)[:64])
-    ).one_or_none()
-    if found is None:
-        raise NotFoundError("no SOS report with that case code")
-    row, case = found
+    row, case = _report_of(work, case_code)
     if case.status != PENDING:
         raise ConflictError(f"the case is {case.status}, not waiting to be accepted", code="state")
     move(case, CaseStatus.OPEN)
@@ -658,6 +653,36 @@ def accept_intake(work: Work, case_code: str) -> IntakeItem:
     key = work.app.keys.case_key(case)
     work.audit("sos.accepted", "case", case.id, {}, case=(case.id, key))
     return _item(work, row, case)
+
+
+def mark_contact_handled(work: Work, case_code: str) -> IntakeItem:
+    """A counselor has contacted the victim who asked for it (or tried, as the center's rules
+    say): the request leaves the intake list's flags until she asks again."""
+    work.require(Role.COUNSELOR, action="handle SOS contact requests")
+    row, case = _report_of(work, case_code)
+    if row.contact_requested_at is None or _handled(row) is not None:
+        raise ConflictError("no request for contact is waiting on that report", code="state")
+    row.contact_handled_at = utcnow()
+    key = work.app.keys.case_key(case)
+    work.audit("sos.contact_handled", "case", case.id, {}, case=(case.id, key))
+    return _item(work, row, case)
+
+
+def _handled(row: SosReport) -> datetime | None:
+    """When the latest request for contact was handled; None while it waits."""
+    handled, asked = row.contact_handled_at, row.contact_requested_at
+    return handled if handled is not None and asked is not None and handled >= asked else None
+
+
+def _report_of(work: Work, case_code: str) -> tuple[SosReport, Case]:
+    found = work.session.execute(
+        select(SosReport, Case)
+        .join(Case, Case.id == SosReport.case_id)
+        .where(Case.code == str(case_code)[:64])
+    ).one_or_none()
+    if found is None:
+        raise NotFoundError("no SOS report with that case code")
+    return found[0], found[1]
 
 
 def _item(work: Work, row: SosReport, case: Case) -> IntakeItem:
@@ -677,6 +702,7 @@ def _item(work: Work, row: SosReport, case: Case) -> IntakeItem:
         consent_hash_sharing=row.consent_hash_sharing,
         consent_withdrawn_at=row.consent_withdrawn_at,
         contact_requested_at=row.contact_requested_at,
+        contact_handled_at=_handled(row),
         contact_message=message,
         contact=details.get("contact"),
         note=details.get("note"),

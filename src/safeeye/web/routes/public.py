@@ -31,6 +31,7 @@ from safeeye.intake import (
     Report,
     accept_intake,
     list_intake,
+    mark_contact_handled,
     report_status,
     request_contact,
     submit_report,
@@ -254,8 +255,9 @@ def intake_page(
     limit: Limit = 50,
     offset: Offset = 0,
     accepted: Annotated[str | None, Query(max_length=64)] = None,
+    contacted: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    return _intake_list(request, services, limit, offset, accepted=accepted)
+    return _intake_list(request, services, limit, offset, accepted=accepted, contacted=contacted)
 
 
 @router.post("/intake/{case_code}/accept", dependencies=[Depends(require_role(Role.COUNSELOR))])
@@ -267,6 +269,20 @@ def intake_accept(request: Request, services: ServicesFor, case_code: CaseCode) 
     return RedirectResponse(f"/intake?{urlencode({'accepted': case_code})}", status_code=303)
 
 
+@router.post(
+    "/intake/{case_code}/contact-handled",
+    dependencies=[Depends(require_role(Role.COUNSELOR))],
+)
+def intake_contact_handled(
+    request: Request, services: ServicesFor, case_code: CaseCode
+) -> Response:
+    try:
+        services.call(mark_contact_handled, case_code)
+    except (ConflictError, NotFoundError) as refusal:
+        return _intake_list(request, services, 50, 0, refused=refusal.code, status_code=409)
+    return RedirectResponse(f"/intake?{urlencode({'contacted': case_code})}", status_code=303)
+
+
 def _intake_list(
     request: Request,
     services: ServicesFor,
@@ -274,11 +290,17 @@ def _intake_list(
     offset: int,
     *,
     accepted: str | None = None,
+    contacted: str | None = None,
     refused: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     page = services.call(list_intake, limit=limit, offset=offset, read_only=True)
-    context: dict[str, Any] = {"page": page, "accepted": accepted, "refused": refused}
+    context: dict[str, Any] = {
+        "page": page,
+        "accepted": accepted,
+        "contacted": contacted,
+        "refused": refused,
+    }
     return render(request, "intake.html", context, status_code=status_code)
 
 
@@ -298,6 +320,7 @@ class IntakeItemOut(BaseModel):
     consent_hash_sharing: bool
     consent_withdrawn_at: datetime | None
     contact_requested_at: datetime | None
+    contact_handled_at: datetime | None
     contact_message: str | None
     contact: str | None
     note: str | None
@@ -329,6 +352,12 @@ def api_intake(me: Counselor, services: ServicesFor, limit: Limit = 50, offset: 
 def api_intake_accept(me: Counselor, services: ServicesFor, case_code: CaseCode) -> Any:
     """Take the SOS case on: pending -> open (409 when it is not pending)."""
     return _item_out(services.call(accept_intake, case_code))
+
+
+@api.post("/intake/{case_code}/contact-handled", response_model=IntakeItemOut)
+def api_intake_contact_handled(me: Counselor, services: ServicesFor, case_code: CaseCode) -> Any:
+    """The victim's request for contact was handled (409 when none is waiting)."""
+    return _item_out(services.call(mark_contact_handled, case_code))
 
 
 def _item_out(item: IntakeItem) -> IntakeItemOut:
