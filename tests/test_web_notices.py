@@ -19,7 +19,16 @@ from local_smtp import Mailbox, smtp_server
 from safeeye.accounts import create_user
 from safeeye.app import SafeEye
 from safeeye.cases.service import create_case
-from safeeye.db.models import AuditEvent, Batch, Case, Match, Media, Notice, Sighting
+from safeeye.db.models import (
+    AuditEvent,
+    Batch,
+    Case,
+    Match,
+    Media,
+    Notice,
+    RecipientAnswer,
+    Sighting,
+)
 from safeeye.db.types import utcnow
 from safeeye.takedown.recipients import add_recipient, update_recipient
 from safeeye.tasks.runner import InProcessRunner
@@ -213,6 +222,29 @@ def test_recording_an_answer_writes_an_audit_event_and_a_refusal_needs_a_reason(
             )
         ).one()
     assert event.actor == "user:rev" and event.details["kind"] == "other"
+
+
+def test_a_request_for_more_information_is_its_own_answer_and_says_what_they_ask(
+    web: FastAPI, drafted: dict[str, int], world: tuple[SafeEye, Mailbox]
+) -> None:
+    path = f"/notices/{drafted['other']}"
+    with browser(web, "rev") as client:
+        page = client.get(path).text
+        assert 'value="more_info"' in page
+        token = form_token(page)
+        bare = client.post(f"{path}/answers", data={"csrf_token": token, "kind": "more_info"})
+        assert bare.status_code == 422
+        asked = client.post(
+            f"{path}/answers",
+            data={"csrf_token": token, "kind": "more_info", "reason": "proof of identity"},
+        )
+        assert asked.status_code == 303
+        assert "They ask for more information" in client.get(path).text
+    with world[0].db.session(read_only=True) as session:
+        kinds = session.scalars(
+            select(RecipientAnswer.kind).where(RecipientAnswer.notice_id == drafted["other"])
+        ).all()
+    assert "more_info" in kinds
 
 
 def test_approving_a_batch_makes_it_ready_and_the_runner_sends_it(

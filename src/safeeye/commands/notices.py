@@ -167,7 +167,7 @@ def notices_status(notice_id: int, as_json: JsonOpt = False) -> None:
 @notices_app.command("answer")
 def notices_answer(
     notice_id: int,
-    kind: Annotated[str, typer.Option(help="acknowledged, removed, refused or other.")],
+    kind: Annotated[str, typer.Option(help="acknowledged, removed, refused, more_info or other.")],
     reason: Annotated[str | None, typer.Option(help="What the recipient said.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -274,16 +274,23 @@ def resend(work: Work, notice: Notice) -> None:
     work.audit("notice.resent", "notice", notice.id, {"reminder": notice.resends})
 
 
+#: What a recipient may answer (``record_answer``).
+ANSWER_KINDS = ("acknowledged", "removed", "refused", "more_info", "other")
+
+
 def record_answer(
     work: Work, notice_id: int, kind: str, reason: str | None = None, via: str = "manual"
 ) -> None:
     """What the recipient said: acknowledged, removed (checked at once), refused (escalated
-    at the next check), or other."""
+    at the next check), more_info (they ask for something: received, and the deadline runs on),
+    or other."""
     work.require(Role.REVIEWER, Role.SYSTEM, action="record recipients' answers")
-    if kind not in ("acknowledged", "removed", "refused", "other"):
-        raise ValidationError("an answer is acknowledged, removed, refused or other")
+    if kind not in ANSWER_KINDS:
+        raise ValidationError(f"an answer is one of {', '.join(ANSWER_KINDS)}")
     if kind == "refused" and not reason:
         raise ValidationError("a refusal is recorded with the reason the recipient gave")
+    if kind == "more_info" and not reason:
+        raise ValidationError("a request for more information is recorded with what they ask")
     notice = work.session.get(Notice, notice_id)
     if notice is None:
         raise NotFoundError(f"no notice {notice_id}")
@@ -293,7 +300,7 @@ def record_answer(
         )
     )
     now = utcnow()
-    if kind == "acknowledged" and notice.status == NoticeStatus.SENT:
+    if kind in ("acknowledged", "more_info") and notice.status == NoticeStatus.SENT:
         move(notice, NoticeStatus.ACKNOWLEDGED)
         notice.acknowledged_at = now
     elif kind == "refused" and notice.status in (NoticeStatus.SENT, NoticeStatus.ACKNOWLEDGED):

@@ -48,7 +48,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many r
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 NoticeState = Literal[tuple(s.value for s in NoticeStatus)]  # type: ignore[valid-type]
 BatchState = Literal[tuple(s.value for s in BatchStatus)]  # type: ignore[valid-type]
-AnswerKind = Literal["acknowledged", "removed", "refused", "other"]
+AnswerKind = Literal["acknowledged", "removed", "refused", "more_info", "other"]
 #: What a case code and a recipient key may hold (anything else names nothing: refused early,
 #: so no control character ever reaches the database).
 CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -62,7 +62,7 @@ RecipientKey = Annotated[
     str | None, Query(max_length=64, pattern=KEY_PATTERN, description="A recipient's key.")
 ]
 #: The answers a reviewer may record, in the order the form offers them.
-ANSWERS: tuple[str, ...] = ("removed", "refused", "acknowledged", "other")
+ANSWERS: tuple[str, ...] = ("removed", "refused", "acknowledged", "more_info", "other")
 
 
 @dataclass(frozen=True)
