@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from conftest import FACES, act, make_app, make_settings
 from safeeye.app import SafeEye
 from safeeye.cases.service import add_faces, create_case
-from safeeye.db.models import AuditEvent, Notice, Recipient, Sighting
+from safeeye.db.models import AuditEvent, Case, Notice, Recipient, Sighting
 from safeeye.db.types import utcnow
 from safeeye.errors import ValidationError
 from safeeye.pipeline.detectors import Detectors
@@ -160,6 +160,35 @@ def test_consent_and_the_minor_flag_are_recorded_and_audited(
     assert "not marked as a minor" in kim.get("/cases/WC-2").text
     row = next(r for r in kim.get("/cases").text.split("<tr>") if "WC-2" in r)
     assert "Minor</strong>" not in row and "Yes" in row
+
+
+def test_a_counselor_withdraws_consent_and_the_face_photos_go_at_once(
+    kim: TestClient, web: FastAPI, safe: SafeEye
+) -> None:
+    act(safe, create_case, "WC-W", consent_basis="signed form")
+    act(safe, add_faces, "WC-W", [FACE])
+    page = kim.get("/cases/WC-W").text
+    assert 'action="/cases/WC-W/consent/withdraw"' in page
+    unticked = _post(kim, "/cases/WC-W/consent/withdraw", "/cases/WC-W")
+    assert unticked.status_code == 422 and "Tick the box first" in unticked.text
+    with safe.db.session(read_only=True) as session:
+        case = session.execute(select(Case).where(Case.code == "WC-W")).scalar_one()
+        assert len(case.references) == 1  # nothing went without the tick
+
+    done = _post(kim, "/cases/WC-W/consent/withdraw", "/cases/WC-W", confirmed="true")
+
+    assert done.status_code == 303 and done.headers["location"].endswith("done=withdrawn")
+    with safe.db.session(read_only=True) as session:
+        case = session.execute(select(Case).where(Case.code == "WC-W")).scalar_one()
+        assert case.references == [] and case.consent_at is None and case.consent_sealed is None
+    assert _events(safe, "case.consent_withdrawn")[-1].details["face_references_removed"] == 1
+    after = kim.get("/cases/WC-W").text
+    assert "No consent recorded yet" in after
+    assert 'action="/cases/WC-W/consent/withdraw"' not in after
+    bearer = {"Authorization": f"Bearer {api_token(safe, 'kim')}"}
+    with TestClient(web, headers=bearer) as api:
+        again = api.post("/api/v1/cases/WC-W/consent/withdraw")
+        assert again.status_code == 409  # nothing left to withdraw
 
 
 def test_the_allow_list_takes_and_drops_the_victims_own_places(

@@ -158,6 +158,61 @@ def record_consent(work: Work, code: str, basis: str) -> CaseSummary:
     return _summaries(work.session, [case])[0]
 
 
+def withdraw_consent(work: Work, code: str) -> tuple[CaseSummary, int]:
+    """The victim withdrew her consent (told to a counselor): face matching stops at once, as
+    when she withdraws it on the status page: the case's face references are deleted (the
+    matcher drops them at its next refresh), the recorded consent goes, and an SOS report of
+    the case shows the withdrawal. Returns the case and how many face references went."""
+    work.require(Role.COUNSELOR, action="withdraw consent")
+    case = _open_case(work.session, code)
+    key = work.app.keys.case_key(case)
+    if case.consent_at is None and case.consent_sealed is None:
+        raise ConflictError("no consent is recorded for this case", code="state")
+    removed = remove_face_references(work, case.id)
+    now = utcnow()
+    case.consent_at = case.consent_sealed = None
+    report = work.session.execute(
+        select(SosReport).where(SosReport.case_id == case.id)
+    ).scalar_one_or_none()
+    if report is not None and report.consent_withdrawn_at is None:
+        report.consent_withdrawn_at = report.last_event_at = now
+    work.audit(
+        "case.consent_withdrawn",
+        "case",
+        case.id,
+        {"face_references_removed": removed},
+        case=(case.id, key),
+        private={"case": code},
+    )
+    return _summaries(work.session, [case])[0], removed
+
+
+def remove_face_references(work: Work, case_id: int) -> int:
+    """Delete the case's face references (rows now, encrypted photos once committed); how
+    many went."""
+    session = work.session
+    refs = list(
+        session.execute(
+            select(Reference).where(Reference.case_id == case_id, Reference.kind == "face")
+        ).scalars()
+    )
+    ids = [ref.id for ref in refs]
+    if not ids:
+        return 0
+    for model in (ReferenceFace, ReferenceHash, ReferenceFeatures):
+        session.execute(delete(model).where(model.reference_id.in_(ids)))
+    blobs = [ref.blob_address for ref in refs]
+    session.execute(delete(Reference).where(Reference.id.in_(ids)))
+    app = work.app
+
+    def destroy_photos() -> None:
+        for address in blobs:
+            app.blobs.delete(address)
+
+    work.after_commit(destroy_photos)
+    return len(ids)
+
+
 def set_minor(work: Work, code: str, minor: bool) -> CaseSummary:
     """Mark the victim as a minor, or not (a minor's matches come first in review)."""
     work.require(Role.COUNSELOR, action="mark a case as a minor's")

@@ -25,23 +25,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import case as when
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from safeeye.accounts import Client, throttle
 from safeeye.accounts.passwords import hash_password, verify_password
 from safeeye.accounts.rows import secrets_key
 from safeeye.cases.sealing import seal_consent
-from safeeye.cases.service import add_faces
+from safeeye.cases.service import add_faces, remove_face_references
 from safeeye.crypto import derive_key, keyed_digest, seal, unseal
 from safeeye.db.models import (
     Case,
     Match,
     Notice,
-    Reference,
-    ReferenceFace,
-    ReferenceFeatures,
-    ReferenceHash,
     SosReport,
     Source,
 )
@@ -444,7 +440,7 @@ def withdraw_consent(
     key = work.app.keys.case_key(case)
     if row.consent_withdrawn_at is None:
         now = utcnow()
-        removed = _remove_face_references(work, case.id)
+        removed = remove_face_references(work, case.id)
         row.consent_withdrawn_at = row.last_event_at = now
         case.consent_at = None
         work.audit(
@@ -590,31 +586,6 @@ def _progress(work: Work, row: SosReport, binding: str | None) -> Progress:
         contact_requested_at=row.contact_requested_at,
         grant=_grant_for(work, row, binding) if binding else None,
     )
-
-
-def _remove_face_references(work: Work, case_id: int) -> int:
-    """Delete the case's face references (rows now, encrypted photos once committed)."""
-    session = work.session
-    refs = list(
-        session.execute(
-            select(Reference).where(Reference.case_id == case_id, Reference.kind == "face")
-        ).scalars()
-    )
-    ids = [ref.id for ref in refs]
-    if not ids:
-        return 0
-    for model in (ReferenceFace, ReferenceHash, ReferenceFeatures):
-        session.execute(delete(model).where(model.reference_id.in_(ids)))
-    blobs = [ref.blob_address for ref in refs]
-    session.execute(delete(Reference).where(Reference.id.in_(ids)))
-    app = work.app
-
-    def destroy_photos() -> None:
-        for address in blobs:
-            app.blobs.delete(address)
-
-    work.after_commit(destroy_photos)
-    return len(ids)
 
 
 # -- the counselors' intake list ---------------------------------------------------------------

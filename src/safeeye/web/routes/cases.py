@@ -44,6 +44,7 @@ from safeeye.cases.service import (
     purge_case,
     record_consent,
     set_minor,
+    withdraw_consent,
 )
 from safeeye.errors import ConflictError, ValidationError
 from safeeye.ingest.sightings import MAX_LIMIT
@@ -169,6 +170,24 @@ def consent_form(
     except (ValidationError, ConflictError) as refusal:
         return _case_page(request, services, code, refusal=refusal, section="consent")
     return _back(code, done="consent")
+
+
+@router.post("/cases/{code}/consent/withdraw", dependencies=[Depends(require_role(Role.COUNSELOR))])
+def consent_withdraw_form(
+    request: Request,
+    services: ServicesFor,
+    code: Code,
+    confirmed: Annotated[bool, Form()] = False,
+) -> Response:
+    """Withdraws the recorded consent once the counselor ticked that the victim asked for it."""
+    if not confirmed:
+        refusal = ValidationError("tick the box to say the victim withdrew her consent")
+        return _case_page(request, services, code, refusal=refusal, section="withdraw")
+    try:
+        services.call(withdraw_consent, code)
+    except ConflictError as refusal:
+        return _case_page(request, services, code, refusal=refusal, section="withdraw")
+    return _back(code, done="withdrawn")
 
 
 @router.post("/cases/{code}/minor", dependencies=[Depends(require_role(Role.COUNSELOR))])
@@ -348,6 +367,15 @@ def api_consent(me: Counselor, services: ServicesFor, code: Code, body: Consent)
     """Record the victim's consent (replacing any recorded before)."""
     with services.work() as work:
         record_consent(work, code, body.basis)
+        return case_detail(work, code).row
+
+
+@api.post("/cases/{code}/consent/withdraw", response_model=CaseRow)
+def api_consent_withdraw(me: Counselor, services: ServicesFor, code: Code) -> CaseRow:
+    """The victim withdrew her consent: her face references are deleted and face matching
+    stops (409 when no consent is recorded)."""
+    with services.work() as work:
+        withdraw_consent(work, code)
         return case_detail(work, code).row
 
 
