@@ -16,6 +16,7 @@ from babel.messages.pofile import read_po
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import webtools
 from conftest import act, make_app, make_settings
 from safeeye.accounts import create_api_token, create_user
 from safeeye.app import SafeEye
@@ -25,11 +26,10 @@ from safeeye.web.auth import SignedIn
 from safeeye.web.rendering import static_url
 from safeeye.web.routes.session import local_target
 from safeeye.web.security import CONTENT_SECURITY_POLICY
+from webtools import INLINE_CODE, PASSWORD, form_token, sign_in
 
 WEB = Path(__file__).parent.parent / "src" / "safeeye" / "web"
-PASSWORD = "correct horse battery staple"
 SECRET = "https://leak.example/victim-name.jpg"
-TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +76,8 @@ def client(web: FastAPI) -> Iterator[TestClient]:
 
 
 def user(safe: SafeEye, username: str, *roles: str, name: str = "") -> None:
-    act(safe, create_user, username, roles, display_name=name, password=PASSWORD)
-
-
-def form_token(page: str) -> str:
-    found = TOKEN_FIELD.search(page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, username: str, password: str = PASSWORD, **extra: str):  # type: ignore[no-untyped-def]
-    token = form_token(client.get("/login").text)
-    fields = {"username": username, "password": password, "csrf_token": token, **extra}
-    return client.post("/login", data=fields)
+    """An account on the installation's default language (Korean)."""
+    webtools.user(safe, username, *roles, name=name, language="ko")
 
 
 def assert_strict_headers(response, *, https: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -335,7 +324,7 @@ def test_pages_have_no_inline_script_style_or_event_handler(
     sign_in(client, "inline")
     pages += [client.get("/").text, client.get("/test/boom").text]
     for page in pages:
-        assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page)
+        assert not INLINE_CODE.search(page)
         assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", page))
 
 

@@ -18,11 +18,10 @@ from conftest import act, make_app, make_settings
 from safeeye.accounts import confirm_totp, enrol_totp
 from safeeye.app import SafeEye
 from safeeye.web.app import create_app
-from webtools import api_token, browser, csrf_of, sign_in, user
+from webtools import INLINE_CODE, api_token, browser, csrf_of, sign_in, user
 
 ONE_TIME = re.compile(r'<code class="secret">([a-z2-9]{5}(?:-[a-z2-9]{5}){3})</code>')
 NEW_PASSWORD = "my very own passphrase now"
-INLINE = re.compile(r"<style|\sstyle=|\son[a-z]+=")
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +253,7 @@ def test_the_users_pages_have_no_inline_script_or_style(web: FastAPI) -> None:
             post(admin, "/users/boss/disable").text,
         ]
     for page in pages:
-        assert not INLINE.search(page)
+        assert not INLINE_CODE.search(page)
         assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", page))
 
 

@@ -18,6 +18,8 @@ from safeeye.app import SafeEye
 
 PASSWORD = "correct horse battery staple"
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: Inline style or an event handler in a page: the CSP forbids both, so none may be there.
+INLINE_CODE = re.compile(r"<style|\sstyle=|\son[a-z]+=")
 ROLES = ("admin", "counselor", "reviewer", "auditor")
 #: Folders the browser tests wrote screenshots to (the run's summary prints them).
 SCREENSHOTS = pytest.StashKey[set[str]]()

@@ -42,6 +42,8 @@ T = TypeVar("T")
 
 Credential = Literal["session", "token"]
 SESSION_COOKIE = "safeeye_session"
+#: Where the JSON API lives: it answers in JSON, never redirects to a page.
+API_PREFIX = "/api/"
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def signed_in(request: Request, principal: MaybeSignedIn) -> Principal:
     if principal is None:
         raise NotSignedIn(stale_session=getattr(request.state, "stale_session", False))
     path = request.url.path
-    if principal.must_change_password and path != PASSWORD_PAGE and not path.startswith("/api/"):
+    if principal.must_change_password and path != PASSWORD_PAGE and not path.startswith(API_PREFIX):
         raise PasswordChangeRequired()
     return principal
 

@@ -20,9 +20,14 @@ import secrets
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from safeeye.web.auth import NotSignedIn, bearer_token, current_principal, session_cookie
+from safeeye.web.auth import (
+    API_PREFIX,
+    NotSignedIn,
+    bearer_token,
+    current_principal,
+    session_cookie,
+)
 
-API_PREFIX = "/api/"
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 ANONYMOUS_COOKIE = "safeeye_csrf"

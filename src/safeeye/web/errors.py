@@ -24,6 +24,7 @@ from safeeye.errors import (
     ValidationError,
 )
 from safeeye.web.auth import (
+    API_PREFIX,
     PASSWORD_PAGE,
     NotSignedIn,
     PasswordChangeRequired,
@@ -32,7 +33,6 @@ from safeeye.web.auth import (
 from safeeye.web.csrf import CsrfRefused
 from safeeye.web.rendering import render
 
-API_PREFIX = "/api/"
 #: Each typed error's status; another ``SafeEyeError`` is a 500 with its own message.
 STATUS: tuple[tuple[type[SafeEyeError], int], ...] = (
     (ValidationError, 422),

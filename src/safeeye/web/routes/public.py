@@ -10,7 +10,6 @@ short-lived grant bound to this browser's CSRF secret instead of the PIN (docs/w
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
@@ -18,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
 
 from safeeye.errors import ConflictError, NotFoundError, ValidationError
 from safeeye.intake import (
     PUBLIC,
     IntakeItem,
+    IntakePage,
     IntakeThrottled,
     NotRecognised,
     Photo,
@@ -307,61 +306,25 @@ def _intake_list(
 # -- API ---------------------------------------------------------------------------------------
 
 
-class IntakeItemOut(BaseModel):
-    """One SOS report as counselors see it."""
-
-    case_code: str
-    case_status: str
-    reporter: str
-    language: str
-    reported_at: datetime
-    accepted_at: datetime | None
-    consent_face_matching: bool
-    consent_hash_sharing: bool
-    consent_withdrawn_at: datetime | None
-    contact_requested_at: datetime | None
-    contact_handled_at: datetime | None
-    contact_message: str | None
-    contact: str | None
-    note: str | None
-    urls: list[str]
-    photos: int
-    last_event_at: datetime
+# The service's own dataclasses are the answers' models (FastAPI reads them as they are).
 
 
-class IntakePageOut(BaseModel):
-    items: list[IntakeItemOut]
-    total: int
-    limit: int
-    offset: int
-
-
-@api.get("/intake", response_model=IntakePageOut)
+@api.get("/intake", response_model=IntakePage)
 def api_intake(me: Counselor, services: ServicesFor, limit: Limit = 50, offset: Offset = 0) -> Any:
     """SOS reports, the latest event first (a report, a withdrawn consent, a contact request)."""
-    page = services.call(list_intake, limit=limit, offset=offset, read_only=True)
-    return IntakePageOut(
-        items=[_item_out(item) for item in page.items],
-        total=page.total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return services.call(list_intake, limit=limit, offset=offset, read_only=True)
 
 
-@api.post("/intake/{case_code}/accept", response_model=IntakeItemOut)
+@api.post("/intake/{case_code}/accept", response_model=IntakeItem)
 def api_intake_accept(me: Counselor, services: ServicesFor, case_code: CaseCode) -> Any:
     """Take the SOS case on: pending -> open (409 when it is not pending)."""
-    return _item_out(services.call(accept_intake, case_code))
+    return services.call(accept_intake, case_code)
 
 
-@api.post("/intake/{case_code}/contact-handled", response_model=IntakeItemOut)
+@api.post("/intake/{case_code}/contact-handled", response_model=IntakeItem)
 def api_intake_contact_handled(me: Counselor, services: ServicesFor, case_code: CaseCode) -> Any:
     """The victim's request for contact was handled (409 when none is waiting)."""
-    return _item_out(services.call(mark_contact_handled, case_code))
-
-
-def _item_out(item: IntakeItem) -> IntakeItemOut:
-    return IntakeItemOut(**asdict(item))
+    return services.call(mark_contact_handled, case_code)
 
 
 def _safe(request: Request) -> SafeEye:
